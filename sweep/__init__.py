@@ -1,0 +1,1 @@
+"""sweep: precision-matrix sweep orchestrator for deep-learning inference."""

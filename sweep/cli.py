@@ -1,0 +1,194 @@
+"""The `sweep` command line (Typer): parse, dispatch, print; user errors become one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from sweep.errors import SweepError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Precision-matrix sweeps of deep-learning inference: which runtime and precision is fastest, "
+                       "and is it still correct?")
+err = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder (Parquet rows).")]
+ArtifactsOpt = Annotated[Path, typer.Option("--artifacts", help="Compiled-variant and reference cache.")]
+MatrixArg = Annotated[Path, typer.Argument(help="Matrix YAML file.", show_default=False)]
+
+
+def user_errors(fn: F) -> F:
+    """SweepError -> one line on stderr, exit code 2; anything else is a bug and keeps its traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SweepError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@user_errors
+def plan(matrix: MatrixArg,
+         as_json: Annotated[bool, typer.Option("--json", help="One JSON list of job objects on stdout.")] = False,
+         ) -> None:
+    """Show the jobs a matrix expands to; run nothing."""
+    from sweep.matrix import load
+
+    m = load(matrix)
+    if as_json:
+        out.print_json(json.dumps([j.to_dict() for j in m.jobs]))
+        return
+    table = Table(title=f"{m.name}: {len(m.jobs)} jobs", title_justify="left")
+    for col in ("#", "job_key", "runtime", "model", "precision", "amp", "trt", "mode", "device", "warmup", "iters"):
+        table.add_column(col)
+    for i, j in enumerate(m.jobs, 1):
+        table.add_row(str(i), j.key[:12], j.runtime, j.model.label, j.model_precision, j.amp_dtype,
+                      j.enabled_label, j.compile_mode, j.device, str(j.warmup), str(j.iters))
+    out.print(table)
+
+
+@app.command()
+@user_errors
+def run(matrix: MatrixArg,
+        results: ResultsOpt = Path("results"),
+        artifacts: ArtifactsOpt = Path("artifacts"),
+        force: Annotated[bool, typer.Option("--force", help="Run jobs that already have an ok row.")] = False,
+        timeout: Annotated[float | None, typer.Option("--timeout", min=0.001,
+                                                      help="Seconds per job, overriding the matrix.")] = None,
+        ) -> None:
+    """Run every job of the matrix, each in its own subprocess; append one row per job."""
+    from sweep.matrix import load
+    from sweep.orchestrate import Orchestrator
+
+    m = load(matrix)
+    t0 = time.perf_counter()
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[current]}"), TimeElapsedColumn(), TextColumn("eta"),
+                        TimeRemainingColumn(), console=err, transient=False)
+    task = progress.add_task(m.name, total=len(m.jobs), current="")
+    colors = {"ok": "green", "unavailable": "yellow", "unsupported": "yellow"}
+
+    def on_event(kind: str, job: Any, row: dict[str, Any] | None) -> None:
+        if kind == "start":
+            progress.update(task, current=job.describe())
+        elif kind == "skip":
+            progress.advance(task)
+        elif row is not None:
+            status = row["status"]
+            mean = row.get("latency_ms_mean")
+            figure = f"{mean:.3f} ms" if mean is not None else row["reason"].splitlines()[0][:100] if row["reason"] else ""
+            progress.console.print(f"[{colors.get(status, 'red')}]{status:>12}[/] {job.describe()}  {figure}",
+                                   highlight=False, markup=True)
+            progress.advance(task)
+
+    orch = Orchestrator(results, artifacts, force=force, timeout_s=timeout, on_event=on_event)
+    with progress:
+        summary = orch.run(m)
+    _print_summary(summary, time.perf_counter() - t0, results)
+    raise typer.Exit(summary.exit_code)
+
+
+def _print_summary(summary: Any, wall_s: float, results: Path) -> None:
+    table = Table(title=f"run {summary.run_id}: {summary.total} jobs in {wall_s:.1f} s", title_justify="left")
+    for col in ("runtime", "model", "precision", "amp / trt / mode", "status", "mean ± std (ms)", "p50", "rel_err"):
+        table.add_column(col)
+    for row in summary.rows:
+        setting = row["amp_dtype"] or row["enabled_precisions"] or row["compile_mode"]
+        mean, std = row["latency_ms_mean"], row["latency_ms_std"]
+        figures = f"{mean:.3f} ± {std:.3f}" if mean is not None else "—"
+        p50 = f"{row['latency_ms_p50']:.3f}" if row["latency_ms_p50"] is not None else "—"
+        rel = f"{row['rel_err']:.1e}" if row["rel_err"] is not None else "—"
+        table.add_row(row["runtime"], row["model"], row["model_precision"], setting, row["status"], figures, p50, rel)
+    err.print(table)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items()))
+    skipped = f", {len(summary.skipped)} already done (use --force to rerun)" if summary.skipped else ""
+    err.print(f"{counts or 'nothing run'}{skipped}; rows in {results}/", highlight=False)
+
+
+@app.command()
+@user_errors
+def report(results: ResultsOpt = Path("results"),
+           out_file: Annotated[Path | None, typer.Option("--out", help="Write the markdown here too.")] = None,
+           fmt: Annotated[str, typer.Option("--format", help="md or myst (the seed's {table} directives).")] = "md",
+           plot: Annotated[bool, typer.Option("--plot/--no-plot",
+                                              help="With --out: also write a latency PNG beside it.")] = True,
+           ) -> None:
+    """Render the stored rows as the seed's markdown tables plus extended ones."""
+    from sweep import report as report_mod
+    from sweep import store
+
+    if fmt not in ("md", "myst"):
+        raise SweepError(f"--format: unknown value {fmt!r}; allowed: md, myst")
+    df = store.load(results)
+    plot_rel = None
+    if out_file is not None and plot and len(df):
+        png = out_file.with_suffix(".png")
+        if report_mod.plot_latency(df, png) is not None:
+            plot_rel = png.name
+    text = report_mod.render(df, fmt=fmt, plot=plot_rel)
+    if out_file is not None:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_file.with_name(out_file.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(out_file)
+    sys.stdout.write(text)
+
+
+@app.command()
+@user_errors
+def doctor(device: Annotated[str, typer.Option(help="Device to check: cpu, cuda or cuda:N.")] = "cuda") -> None:
+    """Say which runtimes work on this machine, and why not."""
+    from sweep.doctor import checks
+
+    table = Table(title="sweep doctor", title_justify="left")
+    for col in ("check", "ok", "detail"):
+        table.add_column(col)
+    for name, ok, detail in checks(device):
+        table.add_row(name, "[green]yes[/]" if ok else "[red]no[/]", detail)
+    out.print(table)
+
+
+@app.command()
+@user_errors
+def models(as_json: Annotated[bool, typer.Option("--json", help="JSON list on stdout.")] = False) -> None:
+    """List the built-in models with parameter counts, default input shapes and forward GFLOPs."""
+    from sweep.models import BUILTINS, describe
+
+    infos = [describe(name) for name in BUILTINS]
+    if as_json:
+        out.print_json(json.dumps(infos))
+        return
+    table = Table(title="built-in models", title_justify="left")
+    for col in ("name", "params (M)", "by part (M)", "input_shapes", "GFLOPs", "description"):
+        table.add_column(col)
+    for info in infos:
+        parts = ", ".join(f"{k} {v / 1e6:.2f}" for k, v in info.get("params_by_part", {}).items())
+        table.add_row(info["name"], f"{info['params'] / 1e6:.2f}", parts, json.dumps(info["input_shapes"]),
+                      f"{info['gflops']:.2f}", BUILTINS[info["name"]].description)
+    out.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,336 @@
+"""YAML matrix -> validated Matrix -> Jobs: every check happens here, before anything runs."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sweep import models
+from sweep.errors import MatrixError
+from sweep.jobs import AMP_DTYPES, COMPILE_MODES, PRECISIONS, TRT_PRECISIONS, Job, ModelSpec, low_precision
+from sweep.runtimes import RUNTIMES
+
+TOP_KEYS = ("name", "description", "model", "device", "measure", "jobs")
+BLOCK_KEYS = ("runtime", "model", "device", "measure", "model_precision", "amp_dtype", "enabled_precisions",
+              "compile_mode", "exclude")
+MODEL_SOURCES = ("name", "factory", "torchscript", "exported")
+MODEL_KEYS = (*MODEL_SOURCES, "input_shape", "input_shapes", "input_range", "options", "checkpoint")
+MEASURE_KEYS = ("warmup", "iters", "timeout_s", "seed")
+MEASURE_DEFAULTS: dict[str, Any] = {"warmup": 10, "iters": 100, "timeout_s": 900, "seed": 0}
+AXES = ("runtime", "device", "model_precision", "amp_dtype", "enabled_precisions", "compile_mode")
+RUNTIME_AXES = ("amp_dtype", "enabled_precisions", "compile_mode")  # apply only to some runtimes
+DEVICE_RE = re.compile(r"^(cpu|cuda|cuda:\d+)$")
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A validated matrix file and the jobs it expands to, in file order, duplicates removed."""
+
+    name: str
+    path: Path
+    jobs: tuple[Job, ...]
+
+
+def _allowed(values: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(values)
+
+
+def _check_keys(path: Path, where: str, data: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in data:
+        if key not in allowed:
+            raise MatrixError(path, f"{where}{key}", f"unknown key; allowed: {_allowed(allowed)}")
+
+
+def _mapping(path: Path, where: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MatrixError(path, where, f"must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse the file; a syntax error names its line."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise MatrixError(path, "(file)", f"cannot read: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}" if mark is not None else "(file)"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise MatrixError(path, line, f"YAML syntax error: {problem}") from exc
+    if not isinstance(data, dict):
+        raise MatrixError(path, "(file)", "must be a YAML mapping with at least `model` and `jobs`")
+    return data
+
+
+def _positive_int(path: Path, key: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise MatrixError(path, key, f"must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _measure(path: Path, where: str, value: Any) -> dict[str, Any]:
+    data = _mapping(path, where, value)
+    _check_keys(path, f"{where}.", data, MEASURE_KEYS)
+    out = dict(data)
+    for key in ("warmup", "iters"):
+        if key in out:
+            _positive_int(path, f"{where}.{key}", out[key])
+    if "seed" in out:
+        _positive_int(path, f"{where}.seed", out["seed"], minimum=0)
+    if "timeout_s" in out:
+        t = out["timeout_s"]
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
+            raise MatrixError(path, f"{where}.timeout_s", f"must be a number > 0, got {t!r}")
+    return out
+
+
+def _shape_list(path: Path, key: str, value: Any, nested: bool) -> list[list[int]]:
+    shapes = value if nested else [value]
+    if not isinstance(shapes, list) or not shapes:
+        raise MatrixError(path, key, "must be a non-empty list of shapes, e.g. [[1, 3, 64, 64]]")
+    for shape in shapes:
+        if (not isinstance(shape, list) or not shape
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)):
+            raise MatrixError(path, key, f"a shape is a non-empty list of positive integers, got {shape!r}")
+    return shapes
+
+
+def _file_hash(p: Path) -> str:
+    h = hashlib.sha256()
+    with p.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _model(path: Path, where: str, value: Any) -> ModelSpec:
+    """Validate the model block and resolve it: the builtin exists, the factory imports, the files exist."""
+    data = _mapping(path, where, value)
+    _check_keys(path, f"{where}.", data, MODEL_KEYS)
+    sources = [k for k in MODEL_SOURCES if k in data]
+    if len(sources) != 1:
+        raise MatrixError(path, where, f"needs exactly one of {_allowed(MODEL_SOURCES)}, got {sources or 'none'}")
+    source = sources[0]
+    ref = data[source]
+    root = str(path.resolve().parent)
+    options = data.get("options", {})
+    if not isinstance(options, dict):
+        raise MatrixError(path, f"{where}.options", "must be a mapping of keyword arguments for the model")
+    if not isinstance(ref, str) or not ref:
+        raise MatrixError(path, f"{where}.{source}", "must be a non-empty string")
+    default_shapes: list[list[int]] | None = None
+    input_range: tuple[float, float] = (-1.0, 1.0)
+    content_hash = ""
+    if source == "name":
+        if ref not in models.BUILTINS:
+            raise MatrixError(path, f"{where}.name", f"unknown model {ref!r}; built-in: {_allowed(list(models.BUILTINS))}")
+        builtin = models.BUILTINS[ref]
+        try:
+            default_shapes = builtin.input_shapes(**options)
+        except TypeError as exc:
+            raise MatrixError(path, f"{where}.options", f"not accepted by {ref}: {exc}") from exc
+        input_range = builtin.input_range
+        kind = "builtin"
+    elif source == "factory":
+        if not re.match(r"^[\w.]+:\w+$", ref):
+            raise MatrixError(path, f"{where}.factory", f"must look like 'package.module:function', got {ref!r}")
+        try:
+            models.import_factory(ref, root)
+        except Exception as exc:  # any import-time failure of user code is a matrix problem
+            raise MatrixError(path, f"{where}.factory", f"cannot import {ref}: {type(exc).__name__}: {exc}") from exc
+        kind = "factory"
+    else:
+        file = (path.parent / ref).resolve()
+        if not file.is_file():
+            raise MatrixError(path, f"{where}.{source}", f"file not found: {file}")
+        content_hash = _file_hash(file)
+        ref = str(file)
+        kind = source
+    if "input_shape" in data and "input_shapes" in data:
+        raise MatrixError(path, where, "give input_shape or input_shapes, not both")
+    if "input_shape" in data:
+        shapes = _shape_list(path, f"{where}.input_shape", data["input_shape"], nested=False)
+    elif "input_shapes" in data:
+        shapes = _shape_list(path, f"{where}.input_shapes", data["input_shapes"], nested=True)
+    elif default_shapes is not None:
+        shapes = default_shapes
+    else:
+        raise MatrixError(path, where, f"needs input_shape or input_shapes for a {source} model")
+    if "input_range" in data:
+        rng = data["input_range"]
+        if (not isinstance(rng, list) or len(rng) != 2
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in rng) or rng[0] >= rng[1]):
+            raise MatrixError(path, f"{where}.input_range", f"must be [low, high] with low < high, got {rng!r}")
+        input_range = (float(rng[0]), float(rng[1]))
+    checkpoint = None
+    if "checkpoint" in data:
+        ckpt = (path.parent / str(data["checkpoint"])).resolve()
+        if not ckpt.is_file():
+            raise MatrixError(path, f"{where}.checkpoint", f"file not found: {ckpt}")
+        checkpoint = str(ckpt)
+        content_hash = (content_hash + _file_hash(ckpt))[:32]
+    return ModelSpec(
+        kind=kind,
+        ref=ref,
+        input_shapes=tuple(tuple(s) for s in shapes),
+        input_range=input_range,
+        options=tuple(sorted(options.items())),
+        checkpoint=checkpoint,
+        content_hash=content_hash,
+        root=root,
+    )
+
+
+def _as_axis(path: Path, key: str, value: Any) -> list[Any]:
+    """A scalar is a one-value axis; a list multiplies; an empty list is an error."""
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise MatrixError(path, key, "is an empty list; give at least one value")
+    return values
+
+
+def _choice(path: Path, key: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise MatrixError(path, key, f"unknown value {value!r}; allowed: {_allowed(allowed)}")
+    return str(value)
+
+
+def _precision_set(path: Path, key: str, value: Any) -> tuple[str, ...]:
+    items = value.split("+") if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise MatrixError(path, key, "a set of precisions is a list like [fp32, fp16] or a label like fp32+fp16")
+    for item in items:
+        _choice(path, key, item, TRT_PRECISIONS)
+    return tuple(p for p in TRT_PRECISIONS if p in items)
+
+
+def _enabled_axis(path: Path, key: str, value: Any) -> list[tuple[str, ...]]:
+    """A flat list of names (or one label) is one set; a list of lists / labels is an axis of sets."""
+    if isinstance(value, list) and not value:
+        raise MatrixError(path, key, "is an empty list; give at least one set of precisions")
+    if isinstance(value, list) and any(isinstance(v, list) or (isinstance(v, str) and "+" in v) for v in value):
+        return [_precision_set(path, f"{key}[{i}]", v) for i, v in enumerate(value)]
+    return [_precision_set(path, key, value)]
+
+
+def _exclude_rules(path: Path, where: str, value: Any) -> list[dict[str, list[Any]]]:
+    """Each rule maps axis keys to the values it excludes, normalised like the axes themselves."""
+    rules = value if isinstance(value, list) else [value]
+    out = []
+    for i, rule in enumerate(rules):
+        key = f"{where}[{i}]"
+        rule = _mapping(path, key, rule)
+        _check_keys(path, f"{key}.", rule, AXES)
+        out.append({
+            axis: _enabled_axis(path, f"{key}.{axis}", want) if axis == "enabled_precisions"
+            else _as_axis(path, f"{key}.{axis}", want)
+            for axis, want in rule.items()
+        })
+    return out
+
+
+def _matches(rule: Mapping[str, list[Any]], values: Mapping[str, Any]) -> bool:
+    """A rule excludes a combination when every key it names matches one of its values."""
+    return all(values.get(axis) in wants for axis, wants in rule.items())
+
+
+def _expand_block(path: Path, index: int, block: dict[str, Any], top: dict[str, Any],
+                  name: str) -> Iterator[Job]:
+    where = f"jobs[{index}]"
+    _check_keys(path, f"{where}.", block, BLOCK_KEYS)
+    if "runtime" not in block:
+        raise MatrixError(path, f"{where}.runtime", f"is required; known runtimes: {_allowed(list(RUNTIMES))}")
+    runtimes = [_choice(path, f"{where}.runtime", r, tuple(RUNTIMES))
+                for r in _as_axis(path, f"{where}.runtime", block["runtime"])]
+    model = _model(path, f"{where}.model", block["model"]) if "model" in block else top["model"]
+    if model is None:
+        raise MatrixError(path, "model", "is required (at the top or in every jobs block)")
+    measure = {**top["measure"], **(_measure(path, f"{where}.measure", block["measure"]) if "measure" in block else {})}
+    devices = [_device(path, f"{where}.device", d) for d in _as_axis(path, f"{where}.device", block.get("device", top["device"]))]
+    for axis in RUNTIME_AXES:
+        if axis in block:
+            for rt in runtimes:
+                if axis not in RUNTIMES[rt].axes:
+                    users = [r for r, spec in RUNTIMES.items() if axis in spec.axes]
+                    raise MatrixError(path, f"{where}.{axis}",
+                                      f"does not apply to runtime {rt}; it applies to: {_allowed(users) or 'none yet'}")
+    precisions = _as_axis(path, f"{where}.model_precision", block.get("model_precision", "fp32"))
+    for p in precisions:
+        _choice(path, f"{where}.model_precision", p, PRECISIONS)
+    amps = [_choice(path, f"{where}.amp_dtype", a, AMP_DTYPES)
+            for a in _as_axis(path, f"{where}.amp_dtype", block.get("amp_dtype", "fp32"))]
+    enabled = _enabled_axis(path, f"{where}.enabled_precisions", block.get("enabled_precisions", ["fp32"]))
+    modes = [_choice(path, f"{where}.compile_mode", m, COMPILE_MODES)
+             for m in _as_axis(path, f"{where}.compile_mode", block.get("compile_mode", "default"))]
+    rules = _exclude_rules(path, f"{where}.exclude", block["exclude"]) if "exclude" in block else []
+    for rt, device, precision, amp, ep, mode in itertools.product(runtimes, devices, precisions, amps, enabled, modes):
+        spec = RUNTIMES[rt]
+        if precision not in spec.precisions:
+            raise MatrixError(path, f"{where}.model_precision",
+                              f"{precision} is not supported by {rt}; allowed: {_allowed(spec.precisions)}")
+        values = {"runtime": rt, "device": device, "model_precision": precision, "amp_dtype": amp,
+                  "enabled_precisions": ep, "compile_mode": mode}
+        if any(_matches(rule, values) for rule in rules):
+            continue
+        has = spec.axes
+        if "enabled_precisions" in has:
+            low = low_precision(precision)
+            if low is not None and low not in ep:
+                raise MatrixError(path, f"{where}.enabled_precisions",
+                                  f"model_precision {precision} needs {low} among the enabled precisions, got "
+                                  f"{'+'.join(ep)}")
+        yield Job(
+            runtime=rt,
+            model=model,
+            device=device,
+            model_precision=precision,
+            amp_dtype=amp if "amp_dtype" in has else "",
+            enabled_precisions=ep if "enabled_precisions" in has else (),
+            compile_mode=mode if "compile_mode" in has else "",
+            warmup=measure["warmup"],
+            iters=measure["iters"],
+            seed=measure["seed"],
+            matrix=name,
+            timeout_s=float(measure["timeout_s"]),
+        )
+
+
+def _device(path: Path, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not DEVICE_RE.match(value):
+        raise MatrixError(path, key, f"unknown device {value!r}; allowed: cpu, cuda, cuda:N")
+    return value
+
+
+def load(path: Path | str) -> Matrix:
+    """Read, validate and expand a matrix file. Raises MatrixError naming file, key and allowed values."""
+    path = Path(path)
+    data = read_yaml(path)
+    _check_keys(path, "", data, TOP_KEYS)
+    name = data.get("name", path.stem)
+    if not isinstance(name, str) or not re.match(r"^[\w.-]+$", name):
+        raise MatrixError(path, "name", f"must be letters, digits, '.', '_' or '-', got {name!r}")
+    top = {
+        "model": _model(path, "model", data["model"]) if "model" in data else None,
+        "device": _device(path, "device", data.get("device", "cpu")),
+        "measure": {**MEASURE_DEFAULTS, **_measure(path, "measure", data.get("measure", {}))},
+    }
+    blocks = data.get("jobs")
+    if not isinstance(blocks, list) or not blocks:
+        raise MatrixError(path, "jobs", "must be a non-empty list of job blocks (each with a runtime)")
+    jobs: dict[str, Job] = {}
+    for index, block in enumerate(blocks):
+        for job in _expand_block(path, index, _mapping(path, f"jobs[{index}]", block), top, name):
+            jobs.setdefault(job.key, job)
+    if not jobs:
+        raise MatrixError(path, "jobs", "every combination is excluded; nothing to run")
+    return Matrix(name=name, path=path, jobs=tuple(jobs.values()))

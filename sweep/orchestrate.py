@@ -1,0 +1,292 @@
+"""Run a matrix: skip what is done, compile what is missing, launch each job, and store its row at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sweep import execute, fidelity, store, telemetry
+from sweep.jobs import Job, canonical_key
+from sweep.matrix import Matrix
+from sweep.runtimes import RUNTIMES
+from sweep.stats import NOISY_CV, summarize
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+FAILING = ("failed", "timeout", "compile_failed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What makes a result comparable: resume only trusts ok rows from the same device name and torch."""
+
+    device_name: str
+    torch_version: str
+    hostname: str
+
+    @staticmethod
+    def of(device: str) -> Machine:
+        import torch
+
+        return Machine(telemetry.device_name(device), torch.__version__, os.uname().nodename)
+
+
+@dataclass
+class Summary:
+    """What a run did: counts by status and the rows it wrote."""
+
+    run_id: str
+    total: int
+    counts: dict[str, int] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[Job] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(self.counts.get(s, 0) for s in FAILING) else 0
+
+
+Event = Callable[[str, Job, dict[str, Any] | None], None]  # ("start" | "done" | "skip", job, row)
+
+
+def runner_env() -> dict[str, str]:
+    """Runners import `sweep` and `runners` from this tree even when the package is not installed."""
+    path = os.environ.get("PYTHONPATH", "")
+    return {"PYTHONPATH": f"{PROJECT_ROOT}{os.pathsep}{path}" if path else str(PROJECT_ROOT)}
+
+
+def job_document(job: Job, outputs_path: Path, artifact: dict[str, Any] | None) -> dict[str, Any]:
+    """The job.json of runners/README.md."""
+    return {
+        "job_key": job.key,
+        "runtime": job.runtime,
+        "device": job.device,
+        "model": job.model.to_runner(),
+        "inputs": job.model.inputs(),
+        "model_precision": job.model_precision,
+        "amp_dtype": job.amp_dtype,
+        "enabled_precisions": list(job.enabled_precisions),
+        "compile_mode": job.compile_mode,
+        "warmup": job.warmup,
+        "iters": job.iters,
+        "seed": job.seed,
+        "artifact": artifact,
+        "outputs_path": str(outputs_path),
+    }
+
+
+class References:
+    """fp32 eager reference outputs (and the model's GFLOPs), computed once per model/device/seed and cached."""
+
+    def __init__(self, cache_dir: Path, machine: Machine) -> None:
+        self.cache_dir = cache_dir
+        self.machine = machine
+        self._failed: dict[str, str] = {}
+
+    def key(self, job: Job) -> str:
+        return canonical_key({"model": job.model.identity(), "device": job.device, "seed": job.seed,
+                              "device_name": self.machine.device_name, "torch": self.machine.torch_version})
+
+    def get(self, job: Job, timeout_s: float) -> tuple[Path | None, dict[str, Any]]:
+        """(outputs file, facts) or (None, {"error": why}) when the reference itself cannot run."""
+        key = self.key(job)
+        folder = self.cache_dir / key
+        outputs, facts_path = folder / "outputs.pt", folder / "reference.json"
+        if outputs.exists() and facts_path.exists():
+            return outputs, json.loads(facts_path.read_text())
+        if key in self._failed:
+            return None, {"error": self._failed[key]}
+        with tempfile.TemporaryDirectory(prefix="sweep-ref-") as tmp:
+            tmp_dir = Path(tmp)
+            doc = fidelity.reference_job(job_document(job, tmp_dir / "outputs.pt", None))
+            outcome = execute.launch(RUNTIMES["python-eager"].command(), doc, tmp_dir, timeout_s, env=runner_env())
+            if outcome.status != "ok":
+                self._failed[key] = f"reference {outcome.status}: {outcome.reason}"[:500]
+                return None, {"error": self._failed[key]}
+            facts = {"gflops": outcome.result.get("extra", {}).get("gflops"), "job": doc}
+            staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self._ensure_dir()))
+            shutil.move(str(tmp_dir / "outputs.pt"), staging / "outputs.pt")
+            (staging / "reference.json").write_text(json.dumps(facts))
+            try:
+                os.replace(staging, folder)
+            except OSError:  # already there (a concurrent sweep): keep theirs
+                shutil.rmtree(staging, ignore_errors=True)
+        return outputs, facts
+
+    def _ensure_dir(self) -> Path:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        return self.cache_dir
+
+
+def _stats_columns(prefix: str, samples: list[float]) -> dict[str, Any]:
+    return {f"{prefix}_{k}": v for k, v in summarize(samples).items()}
+
+
+def make_row(job: Job, outcome: execute.Outcome, *, run_id: str, machine: Machine, started_at: datetime,
+             finished_at: datetime, errors: dict[str, float] | None, gflops: float | None,
+             variant_key: str = "", compile_s: float | None = None) -> dict[str, Any]:
+    """One result row: identity, verdict, raw samples and the statistics derived from them in one place."""
+    result = outcome.result if outcome.status == "ok" else {}
+    env = outcome.result.get("env", {}) if outcome.result else {}
+    samples = [float(x) for x in result.get("samples_ms", [])]
+    cuda_samples = [float(x) for x in result.get("samples_cuda_ms", [])]
+    stats = summarize(samples)
+    cuda_stats = summarize(cuda_samples)
+    cv = stats["cv"]
+    extra = dict(result.get("extra") or {})
+    if errors and errors.get("int_mismatch"):
+        extra["int_mismatch"] = errors["int_mismatch"]
+    runner_compile = result.get("compile_s")
+    return {
+        "job_key": job.key,
+        "run_id": run_id,
+        "matrix": job.matrix,
+        "model": job.model.label,
+        "runtime": job.runtime,
+        "model_precision": job.model_precision,
+        "amp_dtype": job.amp_dtype,
+        "enabled_precisions": job.enabled_label,
+        "compile_mode": job.compile_mode,
+        "input_shapes": json.dumps([list(s) for s in job.model.input_shapes]),
+        "device": job.device,
+        "device_name": machine.device_name,
+        "hostname": machine.hostname,
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "warmup": job.warmup,
+        "iters": job.iters,
+        "seed": job.seed,
+        **{f"latency_ms_{k}": v for k, v in stats.items()},
+        "noisy": bool(cv is not None and cv > NOISY_CV),
+        "samples_ms": samples,
+        "cuda_ms_mean": cuda_stats["mean"],
+        "cuda_ms_p50": cuda_stats["p50"],
+        "samples_cuda_ms": cuda_samples,
+        "peak_mem_mb": result.get("peak_mem_mb"),
+        "reserved_mem_mb": result.get("reserved_mem_mb"),
+        "nvml_mem_mb": result.get("nvml_mem_mb"),
+        "rel_err": errors.get("rel_err") if errors else None,
+        "max_abs_err": errors.get("max_abs_err") if errors else None,
+        "gflops": gflops,
+        "load_s": result.get("load_s"),
+        "compile_s": runner_compile if runner_compile is not None else compile_s,
+        "wall_s": outcome.wall_s,
+        "variant_key": variant_key,
+        "torch_version": machine.torch_version,
+        "torch_tensorrt_version": env.get("torch_tensorrt_version") or "",
+        "tensorrt_version": env.get("tensorrt_version") or "",
+        "cuda_version": env.get("cuda_version") or "",
+        "driver_version": env.get("driver_version") or "",
+        "telemetry": json.dumps(result.get("telemetry") or {}),
+        "extra": json.dumps(extra, default=str),
+        "job": json.dumps(job.to_dict()),
+        "started_at": started_at,
+        "finished_at": finished_at,
+    }
+
+
+def done_keys(results_dir: Path) -> set[tuple[str, str, str]]:
+    """(job_key, device_name, torch_version) of every ok row already stored."""
+    df = store.load(results_dir)
+    ok = df[df["status"] == "ok"]
+    return set(zip(ok["job_key"], ok["device_name"], ok["torch_version"], strict=True))
+
+
+class Orchestrator:
+    """Runs the jobs of a matrix one at a time; each row is durable before the next job starts."""
+
+    def __init__(self, results_dir: Path, artifacts_dir: Path, force: bool = False,
+                 timeout_s: float | None = None, on_event: Event | None = None) -> None:
+        self.results_dir = results_dir
+        self.artifacts_dir = artifacts_dir
+        self.force = force
+        self.timeout_s = timeout_s
+        self.on_event = on_event or (lambda kind, job, row: None)
+        self._machines: dict[str, Machine] = {}
+        self._references: dict[str, References] = {}
+
+    def machine(self, device: str) -> Machine:
+        if device not in self._machines:
+            self._machines[device] = Machine.of(device)
+        return self._machines[device]
+
+    def references(self, device: str) -> References:
+        if device not in self._references:
+            self._references[device] = References(self.artifacts_dir / "references", self.machine(device))
+        return self._references[device]
+
+    def pending(self, matrix: Matrix) -> tuple[list[Job], list[Job]]:
+        """(to run, already done) under the resume rule; --force runs everything."""
+        if self.force:
+            return list(matrix.jobs), []
+        done = done_keys(self.results_dir)
+        todo, skipped = [], []
+        for job in matrix.jobs:
+            m = self.machine(job.device)
+            (skipped if (job.key, m.device_name, m.torch_version) in done else todo).append(job)
+        return todo, skipped
+
+    def run(self, matrix: Matrix) -> Summary:
+        todo, skipped = self.pending(matrix)
+        summary = Summary(run_id=f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", total=len(matrix.jobs),
+                          skipped=skipped)
+        for job in skipped:
+            self.on_event("skip", job, None)
+        for job in todo:
+            self.on_event("start", job, None)
+            row = self.run_job(job, summary.run_id)
+            store.append_row(self.results_dir, row)
+            summary.rows.append(row)
+            summary.counts[row["status"]] = summary.counts.get(row["status"], 0) + 1
+            self.on_event("done", job, row)
+        return summary
+
+    def _artifact(self, job: Job, timeout_s: float) -> tuple[dict[str, Any] | None, str, float | None,
+                                                              execute.Outcome | None]:
+        """(artifact for job.json, variant key, compile seconds, failure outcome) for runtimes that need one."""
+        if RUNTIMES[job.runtime].artifact is None:
+            return None, "", None, None
+        from sweep import compile as compile_step
+
+        built = compile_step.ensure(job, self.artifacts_dir, timeout_s, env=runner_env())
+        if built.status in ("built", "cached"):
+            return built.artifact, built.key, built.seconds, None
+        status = {"failed": "compile_failed"}.get(built.status, built.status)
+        return None, built.key, built.seconds, execute.Outcome(status=status, reason=built.reason)
+
+    def run_job(self, job: Job, run_id: str) -> dict[str, Any]:
+        timeout_s = self.timeout_s or job.timeout_s
+        started = utcnow()
+        machine = self.machine(job.device)
+        artifact, variant_key, compile_s, failure = self._artifact(job, timeout_s)
+        errors: dict[str, float] | None = None
+        gflops = None
+        if failure is not None:
+            outcome = failure
+        else:
+            with tempfile.TemporaryDirectory(prefix="sweep-job-") as tmp:
+                work = Path(tmp)
+                outputs = work / "outputs.pt"
+                spec = RUNTIMES[job.runtime]
+                outcome = execute.launch(spec.command(), job_document(job, outputs, artifact), work, timeout_s,
+                                         env=runner_env())
+                if outcome.status == "ok":
+                    ref_path, facts = self.references(job.device).get(job, timeout_s)
+                    gflops = facts.get("gflops")
+                    if ref_path is not None and outputs.exists():
+                        errors = fidelity.compare(outputs, ref_path)
+                    elif "error" in facts:
+                        outcome.result.setdefault("extra", {})["fidelity"] = facts["error"]
+        return make_row(job, outcome, run_id=run_id, machine=machine, started_at=started, finished_at=utcnow(),
+                        errors=errors, gflops=gflops, variant_key=variant_key, compile_s=compile_s)

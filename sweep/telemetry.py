@@ -1,0 +1,139 @@
+"""What the machine is and what state it is in: environment fingerprint and NVML snapshots."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from functools import lru_cache
+from typing import Any
+
+
+def cpu_name() -> str:
+    """The CPU model as /proc/cpuinfo names it (platform.processor() is often empty on Linux)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_index(device: str) -> int:
+    return int(device.split(":", 1)[1]) if ":" in device else 0
+
+
+@lru_cache(maxsize=1)
+def _nvml() -> Any | None:
+    """pynvml, initialised once; None where there is no NVIDIA driver (CPU machines)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return pynvml
+    except Exception:  # no library, no driver, no device: telemetry is simply absent
+        return None
+
+
+def _handle(device: str) -> Any | None:
+    nv = _nvml()
+    if nv is None:
+        return None
+    try:
+        return nv.nvmlDeviceGetHandleByIndex(device_index(device))
+    except Exception:
+        return None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def device_name(device: str) -> str:
+    """The name rows and resume use to tell machines apart, without initialising CUDA in this process."""
+    if device == "cpu":
+        return cpu_name()
+    nv, handle = _nvml(), _handle(device)
+    if nv is not None and handle is not None:
+        return _text(nv.nvmlDeviceGetName(handle))
+    return f"unknown CUDA device ({device})"
+
+
+def driver_info() -> dict[str, str]:
+    nv = _nvml()
+    if nv is None:
+        return {}
+    try:
+        cuda = nv.nvmlSystemGetCudaDriverVersion_v2()
+        return {"driver_version": _text(nv.nvmlSystemGetDriverVersion()),
+                "cuda_driver_version": f"{cuda // 1000}.{cuda % 1000 // 10}"}
+    except Exception:
+        return {}
+
+
+def snapshot(device: str) -> dict[str, Any]:
+    """Clocks, temperature, power and memory of the GPU now; {} on CPU or without NVML."""
+    nv, handle = _nvml(), _handle(device)
+    if nv is None or handle is None:
+        return {}
+    readings = {
+        "sm_clock_mhz": lambda: nv.nvmlDeviceGetClockInfo(handle, nv.NVML_CLOCK_SM),
+        "mem_clock_mhz": lambda: nv.nvmlDeviceGetClockInfo(handle, nv.NVML_CLOCK_MEM),
+        "temperature_c": lambda: nv.nvmlDeviceGetTemperature(handle, nv.NVML_TEMPERATURE_GPU),
+        "power_w": lambda: nv.nvmlDeviceGetPowerUsage(handle) / 1000.0,
+        "utilization_pct": lambda: nv.nvmlDeviceGetUtilizationRates(handle).gpu,
+        "device_mem_used_mb": lambda: nv.nvmlDeviceGetMemoryInfo(handle).used / 2**20,
+    }
+    out: dict[str, Any] = {}
+    for name, read in readings.items():
+        try:
+            out[name] = read()
+        except Exception:  # a reading this driver or virtualisation does not expose
+            out[name] = None
+    return out
+
+
+def process_memory_mb(device: str, pid: int | None = None) -> float | None:
+    """Device memory NVML attributes to this process (it includes the CUDA context, unlike torch's figures)."""
+    nv, handle = _nvml(), _handle(device)
+    if nv is None or handle is None:
+        return None
+    pid = os.getpid() if pid is None else pid
+    try:
+        for proc in nv.nvmlDeviceGetComputeRunningProcesses(handle):
+            if proc.pid == pid and proc.usedGpuMemory is not None:
+                return float(proc.usedGpuMemory) / 2**20
+    except Exception:
+        return None
+    return None
+
+
+def environment(device: str) -> dict[str, Any]:
+    """Versions and names that make a result comparable or not; read by runners and the orchestrator."""
+    import torch
+
+    env: dict[str, Any] = {
+        "torch_version": torch.__version__,
+        "device_name": device_name(device),
+        "hostname": socket.gethostname(),
+        "cuda_version": torch.version.cuda or "",
+        "python_version": platform.python_version(),
+        **driver_info(),
+    }
+    env.update(trt_versions())
+    return env
+
+
+def trt_versions() -> dict[str, str]:
+    """Installed torch-tensorrt / TensorRT versions from package metadata, without importing them."""
+    from importlib import metadata
+
+    out = {}
+    for key, dist in (("torch_tensorrt_version", "torch-tensorrt"), ("tensorrt_version", "tensorrt")):
+        try:
+            out[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[key] = ""
+    return out
