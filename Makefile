@@ -1,0 +1,44 @@
+# make setup | test | demo | report | native | lint — what CI and a newcomer run.
+# On a GPU machine whose image already has torch, skip the venv: PYTHONPATH=. python3 -m sweep ...
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# A CPU build of torch (pip takes it from local disk here); a plain `torch` would pull a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+RESULTS ?= demo-results
+
+.PHONY: setup test test-fast demo report native lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q -ra
+
+test-fast: setup
+	$(PY) -m pytest -q -ra -m "not slow"
+
+demo: setup
+	$(VENV)/bin/sweep run matrices/cpu.yaml --results $(RESULTS)
+	$(VENV)/bin/sweep report --results $(RESULTS)
+
+report: setup
+	$(VENV)/bin/sweep report --results $(RESULTS) --out $(RESULTS)/RESULTS.md
+
+native: setup
+	cmake -S native -B native/build -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+	cmake --build native/build -j2
+
+lint: setup
+	$(VENV)/bin/ruff check sweep runners tests
+	$(VENV)/bin/mypy sweep runners
+
+clean:
+	rm -rf native/build artifacts $(RESULTS) .pytest_cache

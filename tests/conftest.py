@@ -1,0 +1,36 @@
+"""Shared test helpers: matrix files in a temp folder, the fixture models beside them, the CLI runner."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def matrix_dir(tmp_path: Path) -> Path:
+    """A folder holding the fault/small model factories, so matrices there can say factory: fault_models:small."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "fault_models.py", folder / "fault_models.py")
+    return folder
+
+
+@pytest.fixture
+def write_matrix(matrix_dir: Path):
+    def write(text: str, name: str = "m.yaml") -> Path:
+        path = matrix_dir / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def cli() -> CliRunner:
+    return CliRunner()

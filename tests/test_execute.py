@@ -1,0 +1,79 @@
+"""The parent classifies every way a runner can end; a bad runner never takes the sweep down."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sweep import execute
+
+FAULT = Path(__file__).parent / "fixtures" / "fault_runner.py"
+
+
+def launch(mode: str, tmp_path: Path, timeout_s: float = 30.0) -> execute.Outcome:
+    return execute.launch([sys.executable, str(FAULT), mode], {"iters": 3}, tmp_path / mode, timeout_s)
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "reason"),
+    [
+        ("ok", "ok", ""),
+        ("exit123", "failed", "exit code 123: a log line on stderr\nabout to exit 123"),
+        ("segfault", "failed", "killed by SIGSEGV"),
+        ("sigkill", "failed", "killed by SIGKILL"),
+        ("raise", "failed", "RuntimeError: boom from the runner"),
+        ("junk", "failed", "result.json is not valid JSON"),
+        ("no-result", "failed", "exited 0 without writing result.json"),
+        ("bad-status", "failed", "result.json has status 'great'"),
+        ("few-samples", "failed", "result.json has 1 samples, the job asked for 3"),
+        ("nan-samples", "failed", "non-positive or non-finite samples"),
+        ("unavailable", "unavailable", "no such accelerator"),
+    ],
+)
+def test_outcomes(mode: str, status: str, reason: str, tmp_path: Path) -> None:
+    outcome = launch(mode, tmp_path)
+    assert outcome.status == status
+    assert reason in outcome.reason
+    if status == "ok":
+        assert outcome.result["samples_ms"] == [1.0, 1.0, 1.0]
+    if mode == "ok":
+        assert (tmp_path / mode / "stdout.log").read_text().startswith("some junk")
+
+
+@pytest.mark.parametrize("mode", ["hang", "hang-ignoring-term"])
+def test_timeout_kills_the_process_group(mode: str, tmp_path: Path) -> None:
+    t0 = time.perf_counter()
+    outcome = launch(mode, tmp_path, timeout_s=1.0)
+    assert outcome.status == "timeout"
+    assert "no result after 1 s; process group killed" in outcome.reason
+    assert time.perf_counter() - t0 < 1.0 + execute.KILL_GRACE_S + 5
+    assert outcome.returncode is not None and outcome.returncode < 0  # it really is dead
+
+
+def test_grandchildren_die_with_the_group(tmp_path: Path) -> None:
+    """A runner that started a helper process (like inductor's compile workers) leaves nothing behind."""
+    script = tmp_path / "spawner.py"
+    pidfile = tmp_path / "child.pid"
+    script.write_text(
+        "import subprocess, sys, time\n"
+        f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(3600)'])\n"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "time.sleep(3600)\n"
+    )
+    outcome = execute.launch([sys.executable, str(script)], {}, tmp_path / "w", timeout_s=2.0)
+    assert outcome.status == "timeout"
+    child = int(pidfile.read_text())
+    time.sleep(0.2)
+    assert _gone_or_zombie(child)
+
+
+def _gone_or_zombie(pid: int) -> bool:
+    """Dead: no such process, or a zombie waiting for init (which may not reap in a container)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")

@@ -1,0 +1,166 @@
+"""Matrix loading, validation (one line, exit 2, nothing written) and expansion."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sweep.cli import app
+from sweep.errors import MatrixError
+from sweep.matrix import load
+
+GOOD = """
+name: demo
+model: {name: tiny, input_shape: [1, 3, 16, 16]}
+device: cpu
+measure: {warmup: 1, iters: 2, timeout_s: 60, seed: 0}
+jobs:
+  - runtime: python-eager
+    model_precision: fp32
+    amp_dtype: [fp16, bf16, fp32]
+"""
+
+
+def test_expansion_order_and_keys(write_matrix) -> None:
+    m = load(write_matrix(GOOD))
+    assert m.name == "demo"
+    assert [j.amp_dtype for j in m.jobs] == ["fp16", "bf16", "fp32"]
+    assert len({j.key for j in m.jobs}) == 3
+    # pure and deterministic: loading again gives the same keys in the same order
+    assert [j.key for j in load(write_matrix(GOOD)).jobs] == [j.key for j in m.jobs]
+
+
+def test_cartesian_product_exclude_and_dedup(write_matrix) -> None:
+    m = load(write_matrix("""
+        model: {name: tiny}
+        jobs:
+          - runtime: python-eager
+            model_precision: [fp32, bf16, fp16]
+            amp_dtype: [fp32, bf16]
+            exclude:
+              - {model_precision: [bf16, fp16], amp_dtype: bf16}
+          - runtime: python-eager          # duplicates of the block above run once
+            model_precision: fp32
+            amp_dtype: fp32
+    """))
+    combos = [(j.model_precision, j.amp_dtype) for j in m.jobs]
+    assert combos == [("fp32", "fp32"), ("fp32", "bf16"), ("bf16", "fp32"), ("fp16", "fp32")]
+    assert m.name == "m"  # defaults to the file's stem
+
+
+def test_block_overrides_model_and_measure(write_matrix) -> None:
+    m = load(write_matrix("""
+        model: {name: tiny}
+        measure: {iters: 7}
+        jobs:
+          - runtime: python-eager
+          - runtime: python-eager
+            model: {factory: "fault_models:small", input_shape: [2, 8]}
+            measure: {iters: 3}
+    """))
+    first, second = m.jobs
+    assert first.model.ref == "tiny" and first.iters == 7 and first.model.input_shapes == ((1, 3, 64, 64),)
+    assert second.model.kind == "factory" and second.iters == 3 and second.model.input_shapes == ((2, 8),)
+
+
+def test_key_ignores_matrix_name_and_timeout(write_matrix) -> None:
+    a = load(write_matrix(GOOD)).jobs[0]
+    b = load(write_matrix(GOOD.replace("name: demo", "name: other").replace("timeout_s: 60", "timeout_s: 5"))).jobs[0]
+    assert a.key == b.key
+    c = load(write_matrix(GOOD.replace("iters: 2", "iters: 3"))).jobs[0]
+    assert c.key != a.key
+
+
+def test_model_file_content_is_part_of_the_key(write_matrix, matrix_dir: Path) -> None:
+    import torch
+
+    from tests.fixtures.fault_models import Small
+
+    ts = matrix_dir / "m.ts"
+    torch.jit.trace(Small(), torch.rand(2, 8)).save(str(ts))
+    text = "model: {torchscript: m.ts, input_shape: [2, 8]}\njobs: [{runtime: python-eager}]\n"
+    k1 = load(write_matrix(text)).jobs[0].key
+    torch.jit.trace(Small(), torch.rand(2, 8)).save(str(ts))  # new random weights
+    assert load(write_matrix(text)).jobs[0].key != k1
+
+
+BAD = {
+    "yaml syntax": ("model: {name: tiny\njobs: [", "line"),
+    "unknown top key": ("model: {name: tiny}\nmodle: 1\njobs: [{runtime: python-eager}]", "modle: unknown key"),
+    "unknown block key": ("model: {name: tiny}\njobs: [{runtime: python-eager, amp_dtyp: fp16}]",
+                          "jobs[0].amp_dtyp: unknown key"),
+    "unknown model key": ("model: {name: tiny, inptu_shape: [1]}\njobs: [{runtime: python-eager}]",
+                          "model.inptu_shape: unknown key"),
+    "unknown measure key": ("model: {name: tiny}\nmeasure: {iter: 3}\njobs: [{runtime: python-eager}]",
+                            "measure.iter: unknown key"),
+    "unknown runtime": ("model: {name: tiny}\njobs: [{runtime: python-eagre}]",
+                        "jobs[0].runtime: unknown value 'python-eagre'; allowed: python-eager"),
+    "unknown precision": ("model: {name: tiny}\njobs: [{runtime: python-eager, model_precision: fp8}]",
+                          "jobs[0].model_precision: unknown value 'fp8'; allowed: fp32, fp16, bf16"),
+    "unknown amp dtype": ("model: {name: tiny}\njobs: [{runtime: python-eager, amp_dtype: int8}]",
+                          "jobs[0].amp_dtype: unknown value 'int8'; allowed: fp32, fp16, bf16"),
+    "key not for runtime": ("model: {name: tiny}\njobs: [{runtime: python-eager, enabled_precisions: [fp32]}]",
+                            "jobs[0].enabled_precisions: does not apply to runtime python-eager"),
+    "empty axis": ("model: {name: tiny}\njobs: [{runtime: python-eager, amp_dtype: []}]",
+                   "jobs[0].amp_dtype: is an empty list"),
+    "both name and factory": ("model: {name: tiny, factory: 'fault_models:small'}\njobs: [{runtime: python-eager}]",
+                              "model: needs exactly one of name, factory, torchscript, exported"),
+    "neither name nor factory": ("model: {input_shape: [1]}\njobs: [{runtime: python-eager}]",
+                                 "model: needs exactly one of"),
+    "factory not importable": ("model: {factory: 'no_such_module:build', input_shape: [1]}\n"
+                               "jobs: [{runtime: python-eager}]", "model.factory: cannot import no_such_module:build"),
+    "factory attr missing": ("model: {factory: 'fault_models:nope', input_shape: [1]}\n"
+                             "jobs: [{runtime: python-eager}]", "model.factory: cannot import fault_models:nope"),
+    "unknown builtin": ("model: {name: resnet9000}\njobs: [{runtime: python-eager}]",
+                        "model.name: unknown model 'resnet9000'; built-in: tiny"),
+    "zero iters": ("model: {name: tiny}\nmeasure: {iters: 0}\njobs: [{runtime: python-eager}]",
+                   "measure.iters: must be an integer >= 1"),
+    "negative warmup": ("model: {name: tiny}\nmeasure: {warmup: -1}\njobs: [{runtime: python-eager}]",
+                        "measure.warmup: must be an integer >= 1"),
+    "zero timeout": ("model: {name: tiny}\njobs: [{runtime: python-eager, measure: {timeout_s: 0}}]",
+                     "jobs[0].measure.timeout_s: must be a number > 0"),
+    "exclude unknown key": ("model: {name: tiny}\njobs: [{runtime: python-eager, exclude: [{amp: fp16}]}]",
+                            "jobs[0].exclude[0].amp: unknown key"),
+    "bad device": ("model: {name: tiny}\ndevice: tpu\njobs: [{runtime: python-eager}]",
+                   "device: unknown device 'tpu'; allowed: cpu, cuda, cuda:N"),
+    "no jobs": ("model: {name: tiny}\njobs: []", "jobs: must be a non-empty list"),
+    "missing torchscript": ("model: {torchscript: nope.ts, input_shape: [1]}\njobs: [{runtime: python-eager}]",
+                            "model.torchscript: file not found"),
+    "bad shape": ("model: {name: tiny, input_shape: [1, 0]}\njobs: [{runtime: python-eager}]",
+                  "model.input_shape: a shape is a non-empty list of positive integers"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_matrix_is_one_line_exit_2_nothing_written(case: str, write_matrix, cli, tmp_path: Path) -> None:
+    text, expected = BAD[case]
+    path = write_matrix(text)
+    with pytest.raises(MatrixError) as info:
+        load(path)
+    assert expected in str(info.value)
+    assert str(path) in str(info.value)
+    results, artifacts = tmp_path / "results", tmp_path / "artifacts"
+    res = cli.invoke(app, ["run", str(path), "--results", str(results), "--artifacts", str(artifacts)])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    assert "Traceback" not in res.output
+    assert not results.exists() and not artifacts.exists()
+
+
+def test_plan_json_lists_jobs_with_keys(write_matrix, cli) -> None:
+    path = write_matrix(GOOD)
+    res = cli.invoke(app, ["plan", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    jobs = json.loads(res.stdout)
+    assert [j["amp_dtype"] for j in jobs] == ["fp16", "bf16", "fp32"]
+    assert all(len(j["job_key"]) == 20 for j in jobs)
+    assert jobs[0]["job_key"] == load(path).jobs[0].key
+
+
+def test_shipped_matrices_validate() -> None:
+    root = Path(__file__).resolve().parent.parent / "matrices"
+    for path in sorted(root.glob("*.yaml")):
+        assert load(path).jobs, path

@@ -1,0 +1,358 @@
+"""report.py: the seed's tables reproduced byte for byte from real Parquet rows, and everything around them."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from sweep import report, stats, store
+
+DATA = Path(__file__).parent / "data"
+SEED_COPY = DATA / "seed_tables.md"
+SEED_DOC = Path(__file__).parents[2] / "shared" / "seed" / "benchmarks-and-results.md"
+MARKER = "<!-- seed-table -->\n"
+T0 = datetime(2024, 10, 31, 10, 43, 31, tzinfo=timezone.utc)
+GPU = "NVIDIA GeForce RTX 4060 Ti"
+
+# The seed's figures, in the seed's order: (model precision, amp / enabled precisions, mean, std, peak MB).
+# Peak memory is not in the seed's tables, only in its sentences (~1GB; ~500MB except fp32+fp32 ~770MB).
+SEED_ROWS: dict[str, list[tuple[str, str, float, float, float]]] = {
+    "python-eager": [
+        ("fp32", "fp16", 66.322, 0.927, 1012.4),
+        ("fp32", "bf16", 66.497, 1.052, 1019.8),
+        ("fp32", "fp32", 76.275, 0.587, 1043.1),
+    ],
+    "python-trt": [
+        ("fp32+fp16", "fp32+bf16+fp16", 15.369, 0.023, 489.0),
+        ("fp32", "fp32+bf16+fp16", 23.164, 0.031, 497.5),
+        ("fp32", "fp32+bf16", 25.148, 0.030, 503.2),
+        ("fp32", "fp32", 38.381, 0.022, 771.3),
+    ],
+    "cpp-trt": [
+        ("fp32+fp16", "fp32+bf16+fp16", 15.433, 0.029, 491.0),
+        ("fp32", "fp32+bf16+fp16", 23.263, 0.027, 499.0),
+        ("fp32", "fp32+bf16", 25.255, 0.014, 504.9),
+        ("fp32", "fp32", 38.465, 0.029, 768.0),
+    ],
+}
+
+
+def samples_with(mean: float, std: float, n: int = 100, seed: int = 0) -> list[float]:
+    """Samples whose sample mean and std (n-1) are exactly the seed's figures, up to rounding."""
+    rng = random.Random(seed)
+    z = [rng.gauss(0.0, 1.0) for _ in range(n)]
+    s = stats.summarize(z)
+    assert s["mean"] is not None and s["std"] is not None
+    return [mean + std * (x - s["mean"]) / s["std"] for x in z]
+
+
+def make_row(runtime: str = "python-eager", *, started: int = 0, **fields: Any) -> dict[str, Any]:
+    """A complete result row as the orchestrator would write it; `fields` override anything."""
+    row: dict[str, Any] = {
+        "run_id": "run-a",
+        "matrix": "rtx4060ti",
+        "model": "detector",
+        "runtime": runtime,
+        "model_precision": "fp32",
+        "amp_dtype": "fp32" if runtime == "python-eager" else "",
+        "enabled_precisions": "",
+        "compile_mode": "",
+        "input_shapes": "[[1, 3, 512, 512]]",
+        "device": "cuda",
+        "device_name": GPU,
+        "hostname": "bench-1",
+        "status": "ok",
+        "reason": "",
+        "warmup": 10,
+        "iters": 100,
+        "seed": 0,
+        "peak_mem_mb": 500.0,
+        "gflops": 30.0,
+        "rel_err": 1.234e-4,
+        "torch_version": "2.5.1",
+        "torch_tensorrt_version": "2.5.0",
+        "tensorrt_version": "10.3.0",
+        "cuda_version": "12.4",
+        "driver_version": "550.120",
+        "started_at": T0 + timedelta(minutes=started),
+        "finished_at": T0 + timedelta(minutes=started, seconds=30),
+    }
+    mean, std = fields.pop("mean", 10.0), fields.pop("std", 0.1)
+    row.update(fields)
+    if row["status"] == "ok" and "samples_ms" not in row:
+        row["samples_ms"] = samples_with(mean, std)
+        summary = stats.summarize(row["samples_ms"])
+        row.update({f"latency_ms_{k}": v for k, v in summary.items()})
+        row["noisy"] = summary["cv"] is not None and summary["cv"] > stats.NOISY_CV
+    identity = [row[k] for k in report.CONFIG_COLUMNS] + [row["run_id"], started]
+    row["job_key"] = hashlib.sha256(repr(identity).encode()).hexdigest()
+    return row
+
+
+def load_rows(tmp_path: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Through the real store: one Parquet file per row, then load() of the folder."""
+    folder = tmp_path / "results"
+    for row in rows:
+        store.append_row(folder, row)
+    return store.load(folder)
+
+
+def seed_rows(order: list[int] | None = None) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for runtime, figures in SEED_ROWS.items():
+        for precision, setting, mean, std, mem in figures:
+            amp = setting if runtime == "python-eager" else ""
+            enabled = "" if runtime == "python-eager" else setting
+            rows.append(
+                make_row(
+                    runtime,
+                    started=len(rows),
+                    model_precision=precision,
+                    amp_dtype=amp,
+                    enabled_precisions=enabled,
+                    mean=mean,
+                    std=std,
+                    peak_mem_mb=mem,
+                )
+            )
+    return rows if order is None else [rows[i] for i in order]
+
+
+def seed_blocks() -> list[str]:
+    blocks = SEED_COPY.read_text(encoding="utf-8").split(MARKER)[1:]
+    assert len(blocks) == 3
+    return blocks
+
+
+# ---------------------------------------------------------------- the golden test
+
+
+def test_seed_copy_matches_seed_document() -> None:
+    if not SEED_DOC.exists():
+        pytest.skip("shared/seed is not beside this checkout; the copy in tests/data stands in for it")
+    seed = SEED_DOC.read_text(encoding="utf-8")
+    for block in seed_blocks():
+        assert block in seed
+    titles = re.findall(r"^```\{table\} \*\*(.*?)\*\*$", seed, flags=re.M)
+    assert [t for t in titles if "previous" not in t] == [
+        "Python Runtime, no TensorRT",
+        "Python Runtime, with TensorRT",
+        "C++ Runtime, with TensorRT",
+    ]
+
+
+def test_golden_seed_tables_verbatim(tmp_path: Path) -> None:
+    df = load_rows(tmp_path, seed_rows())
+    assert list(df.columns) == list(store.COLUMNS)
+    out = report.render(df, fmt="myst")
+    for block in seed_blocks():
+        assert block in out, f"not rendered verbatim:\n{block}\n--- got ---\n{out}"
+
+
+def test_order_does_not_depend_on_insertion_order(tmp_path: Path) -> None:
+    order = list(range(11))
+    random.Random(3).shuffle(order)
+    shuffled = [dict(row, started_at=T0 + timedelta(minutes=i)) for i, row in enumerate(seed_rows(order))]
+    out = report.render(load_rows(tmp_path, shuffled), fmt="myst")
+    for block in seed_blocks():
+        assert block in out
+
+
+def test_md_format_uses_bold_titles(tmp_path: Path) -> None:
+    out = report.render(load_rows(tmp_path, seed_rows()), fmt="md")
+    assert "```{table}" not in out and ":name:" not in out
+    assert "**Python Runtime, no TensorRT**\n\n| model's precision | amp_dtype              | latency (ms)   |" in out
+    assert "| fp32              | fp32                   | 38.381 ± 0.022 |" in out
+    assert "Max memory usage for all configurations is ~500MB except for fp32+fp32 which is ~770MB." in out
+
+
+def test_header_names_machine_matrix_runs_and_dates(tmp_path: Path) -> None:
+    rows = seed_rows()
+    rows[-1] = dict(rows[-1], run_id="run-b", started_at=T0 + timedelta(days=2))
+    out = report.render(load_rows(tmp_path, rows))
+    head = out.split("## ", 1)[0]
+    assert GPU in head and "torch 2.5.1" in head and "torch-tensorrt 2.5.0" in head and "TensorRT 10.3.0" in head
+    assert "`rtx4060ti`" in head and "`run-a`, `run-b`" in head and "2024-10-31 to 2024-11-02" in head
+
+
+# ---------------------------------------------------------------- rows that are not ok, re-runs
+
+
+def table_lines(out: str, needle: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("|") and needle in line]
+
+
+def test_not_ok_rows_show_status_and_footnote_never_a_number(tmp_path: Path) -> None:
+    reason = "torch_tensorrt is not installed | pip install 'sweep[trt]'\n  (NVIDIA index unreachable)"
+    rows = seed_rows()[:3] + [
+        make_row("python-trt", started=5, status="unavailable", reason=reason, enabled_precisions="fp32"),
+        make_row("cpp-trt", started=6, status="unavailable", reason=reason, enabled_precisions="fp32"),
+        make_row("python-inductor", started=7, status="timeout", reason="x" * 500, compile_mode="max-autotune"),
+    ]
+    out = report.render(load_rows(tmp_path, rows), fmt="myst")
+    cells = table_lines(out, "unavailable[^1]")
+    assert len(cells) == 4  # the two seed tables and the two extended tables, one shared footnote
+    assert all(not re.search(r"\d\.\d", line) for line in cells)
+    assert "| fp32              | fp32                   | unavailable[^1] |" in out
+    note = "[^1]: torch_tensorrt is not installed \\| pip install 'sweep[trt]' (NVIDIA index unreachable)"
+    assert note in out.splitlines()
+    assert len(table_lines(out, "timeout[^2]")) == 1
+    long_note = next(line for line in out.splitlines() if line.startswith("[^2]: "))
+    assert "…" in long_note and len(long_note) <= len("[^2]: ") + report.REASON_CHARS
+    assert out.rstrip().endswith(long_note)  # footnotes close the document
+    assert "Max memory usage" not in out.split("**Python Runtime, with TensorRT**")[1].split("```\n")[1]
+
+
+def test_reruns_use_latest_ok_row_else_latest(tmp_path: Path) -> None:
+    rows = [
+        make_row(started=0, amp_dtype="fp16", mean=50.0),
+        make_row(started=1, amp_dtype="fp16", mean=40.0),  # latest ok: shown
+        make_row(started=2, amp_dtype="fp16", status="failed", reason="segfault"),
+        make_row(started=3, amp_dtype="bf16", status="failed", reason="first failure"),
+        make_row(started=4, amp_dtype="bf16", status="timeout", reason="second failure"),  # latest: shown
+    ]
+    out = report.render(load_rows(tmp_path, rows), fmt="md")
+    assert "40.000 ± 0.100" in out and "50.000" not in out and "segfault" not in out
+    assert "timeout[^1]" in out and "second failure" in out and "first failure" not in out
+
+
+# ---------------------------------------------------------------- extended tables and figures
+
+
+def test_extended_tables_for_every_runtime(tmp_path: Path) -> None:
+    rows = seed_rows() + [
+        make_row("python-inductor", started=20, compile_mode="max-autotune", mean=12.0, gflops=30.0),
+        make_row("cpp-aoti", started=21, mean=11.0, gflops=None, device="cpu", amp_dtype=""),
+    ]
+    out = report.render(load_rows(tmp_path, rows), fmt="myst")
+    for runtime in ["cpp-aoti", "cpp-trt", "python-eager", "python-inductor", "python-trt"]:
+        assert f"```{{table}} **{runtime}**\n:name: all_{runtime.replace('-', '_')}\n" in out
+    inductor = out.split("**python-inductor**")[1]
+    head = inductor.split("\n")[3]
+    assert "compile_mode" in head and "amp_dtype" not in head and "trt.enabled_precisions" not in head
+    assert "TFLOP/s" in head and "p99 (ms)" in head and "rel_err" in head and "CV (%)" in head
+    assert "max-autotune" in inductor and "1.2e-04" in inductor
+    aoti = out.split("**cpp-aoti**")[1].split("```\n")[0]
+    aoti_row = table_lines(aoti, "detector")[0]
+    assert re.search(r"\|\s+—\s+\|", aoti_row)  # no gflops: no TFLOP/s
+    # python-eager keeps its amp column, TRT its enabled precisions
+    assert "amp_dtype" in out.split("**python-eager**")[1].split("\n")[3]
+    assert "trt.enabled_precisions" in out.split("**python-trt**")[1].split("\n")[3]
+    assert out.index("**python-eager**") < out.index("**python-inductor**") < out.index("**cpp-trt**")
+    assert report.SEED_TABLES[0].name == "py_notrt" and out.count(":name: py_notrt\n") == 1
+
+
+def test_tflops_arithmetic() -> None:
+    # 30 GFLOP in 15 ms: 30e9 / 0.015 s = 2e12 FLOP/s
+    assert report.fmt_tflops(30.0, 15.0) == "2.00"
+    assert report.fmt_tflops(1.6, 31.25) == "0.0512"
+    assert report.fmt_tflops(None, 15.0) == "—"
+    assert report.fmt_tflops(30.0, float("nan")) == "—"
+    assert report.fmt_tflops(30.0, 0.0) == "—"
+
+
+def test_tflops_cell_from_p50(tmp_path: Path) -> None:
+    row = make_row("python-inductor", samples_ms=[15.0] * 10, gflops=30.0)
+    row.update({f"latency_ms_{k}": v for k, v in stats.summarize(row["samples_ms"]).items()})
+    out = report.render(load_rows(tmp_path, [row]))
+    line = table_lines(out, "detector")[0]
+    assert re.search(r"\|\s+2\.00 \|", line)
+
+
+def test_number_helpers_handle_missing_values() -> None:
+    for missing in (None, float("nan"), pd.NA, "x"):
+        assert report.fmt_fixed(missing) == "—"
+        assert report.fmt_mean_std(missing, 1.0) == "—"
+        assert report.fmt_sci(missing) == "—"
+        assert report.fmt_cv(missing, True) == "—"
+    assert report.fmt_mean_std(66.3224, None) == "66.322"
+    assert report.fmt_sci(0.000123) == "1.2e-04"
+    assert report.fmt_cv(0.031, True) == "3.1 ⚠"
+    assert report.fmt_cv(0.031, None) == "3.1 ⚠"  # unflagged rows: stats.NOISY_CV decides
+    assert report.fmt_cv(0.004, False) == "0.4"
+
+
+def test_noisy_rows_are_marked(tmp_path: Path) -> None:
+    out = report.render(load_rows(tmp_path, [make_row("python-aoti", mean=10.0, std=0.5)]))
+    assert "5.0 ⚠" in out
+
+
+@pytest.mark.parametrize(
+    ("mb", "text"),
+    [(503.2, "~500MB"), (771.3, "~770MB"), (1043.1, "~1GB"), (996.0, "~1GB"), (1536.0, "~1.5GB"), (37.4, "~37MB")],
+)
+def test_memory_rounding(mb: float, text: str) -> None:
+    assert report.fmt_memory(mb) == text
+
+
+def test_memory_sentence() -> None:
+    line = report.memory_line
+    assert line([("a", 1000.0), ("b", 1040.0)]) == "Max memory usage for all configurations is ~1GB."
+    assert (
+        line([("a", 500.0), ("fp32+fp32", 770.0), ("c", 505.0)])
+        == "Max memory usage for all configurations is ~500MB except for fp32+fp32 which is ~770MB."
+    )
+    assert line([("a", 500.0), ("b", 770.0), ("c", 505.0), ("d", 2048.0)]) == (
+        "Max memory usage for all configurations is ~500MB except for b which is ~770MB and d which is ~2GB."
+    )
+    assert line([]) is None
+
+
+# ---------------------------------------------------------------- plot, empty input, contract
+
+
+def test_plot_link_and_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    df = load_rows(tmp_path, seed_rows() + [make_row("cpp-trt", started=30, status="failed", reason="boom")])
+    out = report.render(df, plot="latency.png")
+    assert "![Latency p50 per configuration, whiskers to p90](latency.png)" in out
+    assert not (tmp_path / "latency.png").exists()  # render writes nothing
+    png = report.plot_latency(df, tmp_path / "plots" / "latency.png")
+    assert png == tmp_path / "plots" / "latency.png"
+    data = png.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) < 200_000
+
+
+def test_plot_without_ok_rows_or_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    failed = load_rows(tmp_path, [make_row(status="failed", reason="boom")])
+    assert report.plot_latency(failed, tmp_path / "a.png") is None
+    assert report.plot_latency(store.load(tmp_path / "none"), tmp_path / "b.png") is None
+    ok = load_rows(tmp_path / "ok", [make_row()])
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")] + ["matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    assert report.plot_latency(ok, tmp_path / "c.png") is None
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_empty_dataframe_says_how_to_get_results(tmp_path: Path) -> None:
+    out = report.render(store.load(tmp_path / "nothing"))
+    assert "No results yet" in out and "sweep run" in out and "|" not in out
+
+
+def test_bad_format_and_missing_columns(tmp_path: Path) -> None:
+    df = load_rows(tmp_path, [make_row()])
+    with pytest.raises(report.SweepError, match="md, myst"):
+        report.render(df, fmt="html")
+    with pytest.raises(ValueError, match="peak_mem_mb"):
+        report.render(df.drop(columns=["peak_mem_mb"]))
+
+
+def test_two_machines_get_their_own_sections_and_unique_names(tmp_path: Path) -> None:
+    h200 = [
+        dict(row, device_name="NVIDIA H200", started_at=T0 + timedelta(days=1, minutes=i))
+        for i, row in enumerate(seed_rows())
+    ]
+    out = report.render(load_rows(tmp_path, seed_rows() + h200), fmt="myst")
+    assert f"## Summary — {GPU}" in out and "## Summary — NVIDIA H200" in out
+    names = re.findall(r"^:name: (\S+)$", out, flags=re.M)
+    assert len(names) == len(set(names)) and "py_notrt" in names and "py_notrt_nvidia_h200" in names
+    for block in seed_blocks():
+        assert block in out  # the first machine keeps the seed's names
