@@ -186,6 +186,39 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="JSON list on st
     out.print(table)
 
 
+@app.command()
+@user_errors
+def calibrate(model: Annotated[str, typer.Option(help="Built-in model to time.")] = "tiny",
+              device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+              precision: Annotated[str, typer.Option(help="fp32, fp16 or bf16.")] = "fp32",
+              iters: Annotated[int, typer.Option(min=1)] = 100,
+              results: ResultsOpt = Path("results"),
+              ) -> None:
+    """Check our timer against independent ones and measure the device's ceilings (a benchmark, not a test)."""
+    from sweep import calibrate as cal
+    from sweep.models import BUILTINS
+
+    if model not in BUILTINS:
+        raise SweepError(f"--model: unknown model {model!r}; built-in: {', '.join(BUILTINS)}")
+    if precision not in ("fp32", "fp16", "bf16"):
+        raise SweepError(f"--precision: unknown value {precision!r}; allowed: fp32, fp16, bf16")
+    report = cal.calibrate(model, device, precision, iters=iters)
+    path = cal.save(report, results)
+    table = Table(title=f"calibrate {model} {precision} on {report['env']['device_name']}", title_justify="left")
+    for col in ("form", "ours host p50 (ms)", "ours events p50", "torch.utils.benchmark", "do_bench", "ratio"):
+        table.add_column(col)
+    for name, e in report["forms"].items():
+        def f(v: Any) -> str:
+            return f"{v:.3f}" if isinstance(v, float) else "—"
+        table.add_row(name, f(e["ours_host_ms"]), f(e.get("ours_cuda_events_ms")), f(e["torch_benchmark_ms"]),
+                      f(e.get("triton_do_bench_ms")), f"{e['ratio_ours_host_vs_independent']:.3f}")
+    out.print(table)
+    peak = report["peak"]
+    out.print(f"{peak['matmul_dtype']} matmul {peak['matmul_tflops']:.3g} TFLOP/s, copy {peak['copy_gbps']:.0f} GB/s; "
+              f"model {report['model_gflops']:.2f} GFLOP -> floor {report['floor_ms']:.3f} ms; "
+              f"clocks before {report['clocks_before']} after {report['clocks_after']}; saved {path}")
+
+
 def main() -> None:
     app()
 
