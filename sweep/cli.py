@@ -94,7 +94,8 @@ def run(matrix: MatrixArg,
         elif row is not None:
             status = row["status"]
             mean = row.get("latency_ms_mean")
-            figure = f"{mean:.3f} ms" if mean is not None else row["reason"].splitlines()[0][:100] if row["reason"] else ""
+            reason = (row["reason"] or "").splitlines()
+            figure = f"{mean:.3f} ms" if mean is not None else (reason[0][:100] if reason else "")
             progress.console.print(f"[{colors.get(status, 'red')}]{status:>12}[/] {job.describe()}  {figure}",
                                    highlight=False, markup=True)
             progress.advance(task)
