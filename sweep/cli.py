@@ -220,6 +220,89 @@ def calibrate(model: Annotated[str, typer.Option(help="Built-in model to time.")
               f"clocks before {report['clocks_before']} after {report['clocks_after']}; saved {path}")
 
 
+def _mb(size_bytes: int) -> str:
+    return f"{size_bytes / 2**20:.1f}"
+
+
+@app.command("compile")
+@user_errors
+def compile_cmd(matrix: MatrixArg,
+                artifacts: ArtifactsOpt = Path("artifacts"),
+                as_json: Annotated[bool, typer.Option("--json", help="One JSON list, an object per variant.")] = False,
+                timeout: Annotated[float | None, typer.Option(
+                    "--timeout", min=0.001, help="Seconds per compile, overriding the matrix.")] = None,
+                ) -> None:
+    """Build the compiled variants a matrix needs and run nothing; what is already built is reused."""
+    from sweep import compile as compile_step
+    from sweep.matrix import load
+    from sweep.orchestrate import runner_env
+
+    m = load(matrix)
+    planned = compile_step.plan(m.jobs)
+    results: list[dict[str, Any]] = []
+    for item in planned:
+        job = item.jobs[0]
+        err.print(f"[bold]compiling[/] {item.variant.describe()} ({', '.join(item.runtimes)})", markup=True,
+                  highlight=False)
+        built = compile_step.ensure(job, artifacts, timeout or job.timeout_s, env=runner_env())
+        color = {"built": "green", "cached": "green", "failed": "red"}.get(built.status, "yellow")
+        first = built.reason.splitlines()[0][:160] if built.reason else ""
+        err.print(f"[{color}]{built.status:>11}[/] {built.key}  {built.spent_s:.1f} s  {first}", markup=True,
+                  highlight=False, soft_wrap=True)
+        results.append({
+            "key": built.key, "status": built.status, "seconds": round(built.spent_s, 3),
+            "compile_s": built.seconds, "backend": item.variant.backend, "model": item.variant.model.label,
+            "model_precision": item.variant.model_precision,
+            "enabled_precisions": "+".join(item.variant.enabled_precisions), "device": job.device,
+            "runtimes": item.runtimes, "dir": built.artifact["dir"] if built.artifact else None,
+            "reason": built.reason,
+        })
+    if as_json:
+        out.print_json(json.dumps(results))
+    else:
+        table = Table(title=f"{m.name}: {len(results)} variants in {artifacts}/", title_justify="left")
+        for col in ("key", "backend", "model", "precision", "trt", "runtimes", "status", "seconds"):
+            table.add_column(col)
+        for r in results:
+            table.add_row(r["key"][:12], r["backend"], r["model"], r["model_precision"], r["enabled_precisions"],
+                          ", ".join(r["runtimes"]), r["status"], f"{r['seconds']:.1f}")
+        out.print(table)
+    raise typer.Exit(1 if any(r["status"] == "failed" for r in results) else 0)
+
+
+@app.command()
+@user_errors
+def artifacts(artifacts: ArtifactsOpt = Path("artifacts"),
+              prune_older_than: Annotated[float | None, typer.Option(
+                  "--prune-older-than", min=0.0, help="Remove variants built more than DAYS ago.")] = None,
+              prune_all: Annotated[bool, typer.Option("--prune-all", help="Remove every compiled variant.")] = False,
+              as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+              ) -> None:
+    """List the compiled-variant cache (the reference outputs are shown apart and never pruned); prune it."""
+    from sweep import compile as compile_step
+
+    pruned = []
+    if prune_all or prune_older_than is not None:
+        pruned = compile_step.prune(artifacts, older_than_days=prune_older_than, everything=prune_all)
+    listing = compile_step.entries(artifacts)
+    refs = compile_step.references_summary(artifacts)
+    if as_json:
+        out.print_json(json.dumps({"artifacts": str(artifacts), "variants": [e.to_dict() for e in listing],
+                                   "references": refs, "pruned": [e.to_dict() for e in pruned]}))
+        return
+    for e in pruned:
+        err.print(f"pruned {e.kind} {e.name} ({_mb(e.size_bytes)} MB)", highlight=False)
+    table = Table(title=f"{artifacts}/: {sum(e.kind == 'variant' for e in listing)} variants, "
+                        f"{_mb(sum(e.size_bytes for e in listing))} MB", title_justify="left")
+    for col in ("key", "kind", "backend", "model", "precision", "device", "size (MB)", "age (days)", "compile (s)"):
+        table.add_column(col)
+    for e in listing:
+        table.add_row(e.name[:20], e.kind, e.backend, e.model, e.precision, e.device, _mb(e.size_bytes),
+                      f"{e.age_s / 86400:.1f}", f"{e.compile_s:.1f}" if e.compile_s is not None else "")
+    out.print(table)
+    out.print(f"references: {refs['count']} cached fp32 outputs, {_mb(refs['size_bytes'])} MB (kept)")
+
+
 def main() -> None:
     app()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep import execute, fidelity, store, telemetry
+from sweep.errors import SweepError
 from sweep.jobs import Job, canonical_key
 from sweep.matrix import Matrix
 from sweep.runtimes import RUNTIMES
@@ -215,6 +216,9 @@ class Orchestrator:
         self.on_event = on_event or (lambda kind, job, row: None)
         self._machines: dict[str, Machine] = {}
         self._references: dict[str, References] = {}
+        self._variant_extra: dict[str, dict[str, Any]] = {}  # compile facts by variant key, for rows' extra
+        self._native_ready = False
+        self._native_failure: execute.Outcome | None = None
 
     def machine(self, device: str) -> Machine:
         if device not in self._machines:
@@ -260,10 +264,26 @@ class Orchestrator:
         from sweep import compile as compile_step
 
         built = compile_step.ensure(job, self.artifacts_dir, timeout_s, env=runner_env())
+        if built.extra:
+            self._variant_extra[built.key] = built.extra
         if built.status in ("built", "cached"):
             return built.artifact, built.key, built.seconds, None
         status = {"failed": "compile_failed"}.get(built.status, built.status)
         return None, built.key, built.seconds, execute.Outcome(status=status, reason=built.reason)
+
+    def _native(self) -> execute.Outcome | None:
+        """Build the C++ binary before the first native job; if that fails, every native job's row says why."""
+        if not self._native_ready and self._native_failure is None:
+            from sweep import native
+
+            try:
+                native.ensure_native()
+                self._native_ready = True
+            except native.NativeUnavailable as exc:
+                self._native_failure = execute.Outcome(status="unavailable", reason=str(exc))
+            except SweepError as exc:
+                self._native_failure = execute.Outcome(status="failed", reason=str(exc))
+        return self._native_failure
 
     def run_job(self, job: Job, run_id: str) -> dict[str, Any]:
         timeout_s = self.timeout_s or job.timeout_s
@@ -272,6 +292,8 @@ class Orchestrator:
         artifact, variant_key, compile_s, failure = self._artifact(job, timeout_s)
         errors: dict[str, float] | None = None
         gflops = None
+        if failure is None and RUNTIMES[job.runtime].runner == "native":
+            failure = self._native()
         if failure is not None:
             outcome = failure
         else:
@@ -279,8 +301,15 @@ class Orchestrator:
                 work = Path(tmp)
                 outputs = work / "outputs.pt"
                 spec = RUNTIMES[job.runtime]
+                env = runner_env()
+                if spec.runner == "native":
+                    from sweep import native
+
+                    env.update(native.runner_env(job.runtime))
                 outcome = execute.launch(spec.command(), job_document(job, outputs, artifact), work, timeout_s,
-                                         env=runner_env())
+                                         env=env)
+                if outcome.status == "ok" and self._variant_extra.get(variant_key):
+                    outcome.result.setdefault("extra", {})["variant"] = self._variant_extra[variant_key]
                 if outcome.status == "ok":
                     ref_path, facts = self.references(job.device).get(job, timeout_s)
                     gflops = facts.get("gflops")

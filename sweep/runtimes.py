@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sweep.jobs import AMP_DTYPES, PRECISIONS
+from sweep.jobs import AMP_DTYPES, COMPILE_MODES, PRECISIONS
 
 NATIVE_BINARY = Path(__file__).resolve().parent.parent / "native" / "build" / "sweep-bench"
 
@@ -36,11 +36,59 @@ RUNTIMES: dict[str, Runtime] = {
         axes=("amp_dtype",),
         description="PyTorch eager, optional autocast (the seed's 'Python Runtime, no TensorRT')",
     ),
+    # Compiled runtimes. `artifact` is the kind of file sweep.compile builds for them; runtimes whose kinds
+    # come from the same backend (aoti; trt's .ep and .ts) share one compiled variant.
+    "python-inductor": Runtime(
+        name="python-inductor",
+        runner="runners.python_inductor",
+        precisions=PRECISIONS,
+        axes=("compile_mode",),
+        description="torch.compile (Inductor); mixed precisions under autocast; compile time kept out of samples",
+    ),
+    "python-aoti": Runtime(
+        name="python-aoti",
+        runner="runners.python_aoti",
+        precisions=PRECISIONS,
+        artifact="aoti",
+        description="AOTInductor package (torch.export + aoti_compile_and_package), loaded from Python",
+    ),
+    "python-trt": Runtime(
+        name="python-trt",
+        runner="runners.python_trt",
+        precisions=PRECISIONS,
+        axes=("enabled_precisions",),
+        artifact="exported-trt",
+        description="torch-tensorrt dynamo compile, run from Python (the seed's 'Python Runtime with TensorRT')",
+    ),
+    "cpp-torchscript": Runtime(
+        name="cpp-torchscript",
+        runner="native",
+        precisions=PRECISIONS,
+        artifact="torchscript",
+        description="traced TorchScript run by the C++ binary (libtorch)",
+    ),
+    "cpp-aoti": Runtime(
+        name="cpp-aoti",
+        runner="native",
+        precisions=PRECISIONS,
+        artifact="aoti",
+        description="AOTInductor package run by the C++ binary",
+    ),
+    "cpp-trt": Runtime(
+        name="cpp-trt",
+        runner="native",
+        precisions=PRECISIONS,
+        axes=("enabled_precisions",),
+        artifact="torchscript-trt",
+        description="torch-tensorrt compile saved as TorchScript, run by the C++ binary "
+                    "(the seed's 'C++ Runtime with TensorRT')",
+    ),
 }
 
 AXIS_VALUES: dict[str, tuple[str, ...]] = {
     "model_precision": PRECISIONS,
     "amp_dtype": AMP_DTYPES,
+    "compile_mode": COMPILE_MODES,
 }
 
 

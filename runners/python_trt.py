@@ -1,0 +1,43 @@
+"""python-trt: the TensorRT compile of the variant (an ExportedProgram with TensorRT engines) run from Python."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from runners import common
+from sweep.trt_api import INSTALL_HINT
+
+
+def run(job: dict[str, Any]) -> dict[str, Any]:
+    """Load model.ep (torch_tensorrt registers the engine class it needs) and time it like every runner."""
+    try:
+        import torch_tensorrt
+    except Exception as exc:  # not installed, or its TensorRT libraries are missing
+        raise common.Unavailable(f"torch_tensorrt cannot be imported ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else ''}); {INSTALL_HINT}") from exc
+    device = job["device"]
+    common.check_device(device)
+    artifact = job.get("artifact") or {}
+    if artifact.get("kind") != "exported-trt":
+        raise ValueError(f"python-trt needs an artifact of kind 'exported-trt', got {artifact.get('kind')!r}")
+    t0 = time.perf_counter()
+    loaded = torch_tensorrt.load(artifact["file"])
+    model = loaded.module() if hasattr(loaded, "module") else loaded
+    inputs = common.to_device(common.make_inputs(job), job["model_precision"], device)
+    load_s = time.perf_counter() - t0
+
+    def forward() -> Any:
+        return model(*inputs)  # precision was fixed at compile time (sweep.trt_api); no autocast here
+
+    with torch.inference_mode():
+        result = common.bench(forward, device, int(job["warmup"]), int(job["iters"]))
+        common.save_outputs(forward(), job["outputs_path"])
+    return {**result, "load_s": load_s, "outputs_path": job["outputs_path"],
+            "extra": {"artifact": artifact["file"], "torch_tensorrt_version": torch_tensorrt.__version__}}
+
+
+if __name__ == "__main__":
+    common.main(run)
