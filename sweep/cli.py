@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +28,27 @@ F = TypeVar("F", bound=Callable[..., Any])
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder (Parquet rows).")]
 ArtifactsOpt = Annotated[Path, typer.Option("--artifacts", help="Compiled-variant and reference cache.")]
 MatrixArg = Annotated[Path, typer.Argument(help="Matrix YAML file.", show_default=False)]
+RuntimeOpt = Annotated[list[str] | None, typer.Option(
+    "--runtime", help="Only the jobs of this runtime (repeatable); the rest of the matrix is left for later.")]
+
+
+def load_matrix(path: Path, runtimes: list[str] | None) -> Any:
+    """Load and validate; with --runtime, keep only those runtimes' jobs (an unknown name is a user error)."""
+    import dataclasses
+
+    from sweep.matrix import load
+    from sweep.runtimes import RUNTIMES
+
+    m = load(path)
+    if not runtimes:
+        return m
+    for name in runtimes:
+        if name not in RUNTIMES:
+            raise SweepError(f"--runtime: unknown runtime {name!r}; known: {', '.join(RUNTIMES)}")
+    jobs = tuple(j for j in m.jobs if j.runtime in runtimes)
+    if not jobs:
+        raise SweepError(f"{path}: no jobs of runtime {', '.join(runtimes)} in this matrix")
+    return dataclasses.replace(m, jobs=jobs)
 
 
 def user_errors(fn: F) -> F:
@@ -47,12 +69,12 @@ def user_errors(fn: F) -> F:
 @app.command()
 @user_errors
 def plan(matrix: MatrixArg,
+         runtime: RuntimeOpt = None,
          as_json: Annotated[bool, typer.Option("--json", help="One JSON list of job objects on stdout.")] = False,
          ) -> None:
     """Show the jobs a matrix expands to; run nothing."""
-    from sweep.matrix import load
 
-    m = load(matrix)
+    m = load_matrix(matrix, runtime)
     if as_json:
         out.print_json(json.dumps([j.to_dict() for j in m.jobs]))
         return
@@ -68,6 +90,7 @@ def plan(matrix: MatrixArg,
 @app.command()
 @user_errors
 def run(matrix: MatrixArg,
+        runtime: RuntimeOpt = None,
         results: ResultsOpt = Path("results"),
         artifacts: ArtifactsOpt = Path("artifacts"),
         force: Annotated[bool, typer.Option("--force", help="Run jobs that already have an ok row.")] = False,
@@ -75,10 +98,9 @@ def run(matrix: MatrixArg,
                                                       help="Seconds per job, overriding the matrix.")] = None,
         ) -> None:
     """Run every job of the matrix, each in its own subprocess; append one row per job."""
-    from sweep.matrix import load
     from sweep.orchestrate import Orchestrator
 
-    m = load(matrix)
+    m = load_matrix(matrix, runtime)
     t0 = time.perf_counter()
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[current]}"), TimeElapsedColumn(), TextColumn("eta"),
@@ -100,11 +122,18 @@ def run(matrix: MatrixArg,
                                    highlight=False, markup=True)
             progress.advance(task)
 
+    # SIGTERM (a CI timeout, `timeout`, a batch system) unwinds like Ctrl-C: the runner's process group is
+    # killed on the way out, and every finished row is already on disk.
+    signal.signal(signal.SIGTERM, _terminate)
     orch = Orchestrator(results, artifacts, force=force, timeout_s=timeout, on_event=on_event)
     with progress:
         summary = orch.run(m)
     _print_summary(summary, time.perf_counter() - t0, results)
     raise typer.Exit(summary.exit_code)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _print_summary(summary: Any, wall_s: float, results: Path) -> None:
@@ -227,6 +256,7 @@ def _mb(size_bytes: int) -> str:
 @app.command("compile")
 @user_errors
 def compile_cmd(matrix: MatrixArg,
+                runtime: RuntimeOpt = None,
                 artifacts: ArtifactsOpt = Path("artifacts"),
                 as_json: Annotated[bool, typer.Option("--json", help="One JSON list, an object per variant.")] = False,
                 timeout: Annotated[float | None, typer.Option(
@@ -234,10 +264,9 @@ def compile_cmd(matrix: MatrixArg,
                 ) -> None:
     """Build the compiled variants a matrix needs and run nothing; what is already built is reused."""
     from sweep import compile as compile_step
-    from sweep.matrix import load
     from sweep.orchestrate import runner_env
 
-    m = load(matrix)
+    m = load_matrix(matrix, runtime)
     planned = compile_step.plan(m.jobs)
     results: list[dict[str, Any]] = []
     for item in planned:
