@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -118,8 +119,8 @@ def run(matrix: MatrixArg,
             mean = row.get("latency_ms_mean")
             reason = (row["reason"] or "").splitlines()
             figure = f"{mean:.3f} ms" if mean is not None else (reason[0][:100] if reason else "")
-            progress.console.print(f"[{colors.get(status, 'red')}]{status:>12}[/] {job.describe()}  {figure}",
-                                   highlight=False, markup=True)
+            line = f"[{colors.get(status, 'red')}]{status:>12}[/] {escape(job.describe())}  {escape(figure)}"
+            progress.console.print(line, highlight=False, markup=True)
             progress.advance(task)
 
     # SIGTERM (a CI timeout, `timeout`, a batch system) unwinds like Ctrl-C: the runner's process group is
@@ -192,7 +193,7 @@ def doctor(device: Annotated[str, typer.Option(help="Device to check: cpu, cuda 
     for col in ("check", "ok", "detail"):
         table.add_column(col)
     for name, ok, detail in checks(device):
-        table.add_row(name, "[green]yes[/]" if ok else "[red]no[/]", detail)
+        table.add_row(name, "[green]yes[/]" if ok else "[red]no[/]", escape(detail))  # details hold [extras]
     out.print(table)
 
 

@@ -49,7 +49,8 @@ def _trt() -> list[Check]:
     for module, key in (("torch_tensorrt", "torch_tensorrt_version"), ("tensorrt", "tensorrt_version")):
         problem = import_problem(module)
         detail = versions.get(key) or ""
-        out.append((module, not problem, detail if not problem else f"{problem}; install with pip install 'sweep[trt]'"))
+        hint = f"{problem}; install with pip install 'sweep[trt]'"
+        out.append((module, not problem, detail if not problem else hint))
     return out
 
 

@@ -133,7 +133,8 @@ def _model(path: Path, where: str, value: Any) -> ModelSpec:
     content_hash = ""
     if source == "name":
         if ref not in models.BUILTINS:
-            raise MatrixError(path, f"{where}.name", f"unknown model {ref!r}; built-in: {_allowed(list(models.BUILTINS))}")
+            known = _allowed(list(models.BUILTINS))
+            raise MatrixError(path, f"{where}.name", f"unknown model {ref!r}; built-in: {known}")
         builtin = models.BUILTINS[ref]
         try:
             default_shapes = builtin.input_shapes(**options)
@@ -256,7 +257,8 @@ def _expand_block(path: Path, index: int, block: dict[str, Any], top: dict[str, 
     if model is None:
         raise MatrixError(path, "model", "is required (at the top or in every jobs block)")
     measure = {**top["measure"], **(_measure(path, f"{where}.measure", block["measure"]) if "measure" in block else {})}
-    devices = [_device(path, f"{where}.device", d) for d in _as_axis(path, f"{where}.device", block.get("device", top["device"]))]
+    device_axis = _as_axis(path, f"{where}.device", block.get("device", top["device"]))
+    devices = [_device(path, f"{where}.device", d) for d in device_axis]
     for axis in RUNTIME_AXES:
         if axis in block:
             for rt in runtimes:

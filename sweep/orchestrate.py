@@ -130,10 +130,6 @@ class References:
         return self.cache_dir
 
 
-def _stats_columns(prefix: str, samples: list[float]) -> dict[str, Any]:
-    return {f"{prefix}_{k}": v for k, v in summarize(samples).items()}
-
-
 def make_row(job: Job, outcome: execute.Outcome, *, run_id: str, machine: Machine, started_at: datetime,
              finished_at: datetime, errors: dict[str, float] | None, gflops: float | None,
              variant_key: str = "", compile_s: float | None = None) -> dict[str, Any]:
@@ -178,6 +174,7 @@ def make_row(job: Job, outcome: execute.Outcome, *, run_id: str, machine: Machin
         "reserved_mem_mb": result.get("reserved_mem_mb"),
         "nvml_mem_mb": result.get("nvml_mem_mb"),
         "rel_err": errors.get("rel_err") if errors else None,
+        "rel_err_sorted": errors.get("rel_err_sorted") if errors else None,
         "max_abs_err": errors.get("max_abs_err") if errors else None,
         "gflops": gflops,
         "load_s": result.get("load_s"),

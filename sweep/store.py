@@ -59,6 +59,7 @@ SCHEMA = pa.schema(
         ("reserved_mem_mb", _F),
         ("nvml_mem_mb", _F),
         ("rel_err", _F),  # relative L2 error of the outputs vs the fp32 eager reference
+        ("rel_err_sorted", _F),  # same on each output's sorted values: blind to reordered near-ties (top-k)
         ("max_abs_err", _F),
         ("gflops", _F),  # forward FLOPs of the model at these shapes (null when unknown)
         ("load_s", _F),
