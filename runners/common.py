@@ -19,6 +19,7 @@ import torch
 from torch.utils._pytree import tree_flatten
 
 from sweep import telemetry
+from sweep.models import draw_inputs
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -43,13 +44,10 @@ def _die_with_parent() -> None:
 
 
 def make_inputs(job: dict[str, Any]) -> list[torch.Tensor]:
-    """The contract's inputs: drawn on the CPU generator (same numbers in libtorch), never zeros."""
-    out = []
-    for i, spec in enumerate(job["inputs"]):
-        torch.manual_seed(int(job["seed"]) + i)
-        low, high = float(spec["low"]), float(spec["high"])
-        out.append(low + (high - low) * torch.rand(spec["shape"], dtype=torch.float32))
-    return out
+    """The contract's inputs: input i from seed + i on the CPU generator (same numbers in libtorch), never zeros."""
+    seed = int(job["seed"])
+    return [draw_inputs([spec["shape"]], float(spec["low"]), float(spec["high"]), seed + i)[0]
+            for i, spec in enumerate(job["inputs"])]
 
 
 def weight_dtype(model_precision: str) -> torch.dtype:

@@ -6,17 +6,9 @@ import time
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from runners import common
-from sweep.models import load_model
-
-
-def count_gflops(model: torch.nn.Module, inputs: list[torch.Tensor]) -> float:
-    """Forward FLOPs at these shapes, counted by torch (matmuls and convolutions; elementwise ops are free)."""
-    with FlopCounterMode(display=False) as counter:
-        model(*inputs)
-    return counter.get_total_flops() / 1e9
+from sweep.models import count_gflops, load_model
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:

@@ -13,9 +13,8 @@ from typing import Any
 import torch
 
 from runners import common
-from runners.python_eager import count_gflops
 from sweep import telemetry
-from sweep.models import BUILTINS, load_model
+from sweep.models import BUILTINS, count_gflops, load_model
 
 
 def _independent_median_ms(fn: Callable[[], Any], device: str, min_run_time: float) -> dict[str, float]:

@@ -162,19 +162,28 @@ def report(results: ResultsOpt = Path("results"),
            plot: Annotated[bool, typer.Option("--plot/--no-plot",
                                               help="With --out: also write a latency PNG beside it.")] = True,
            ) -> None:
-    """Render the stored rows as the seed's markdown tables plus extended ones."""
+    """Render the stored rows as the seed's markdown tables plus extended ones, and any calibrations."""
     from sweep import report as report_mod
     from sweep import store
 
     if fmt not in ("md", "myst"):
         raise SweepError(f"--format: unknown value {fmt!r}; allowed: md, myst")
     df = store.load(results)
+    calibrations: list[dict[str, Any]] = []
+    for path in sorted(results.rglob("calibration-*.json")) if results.is_dir() else []:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SweepError(f"{path}: not a readable calibration JSON file ({' '.join(str(exc).split())})") from None
+        if not isinstance(data, dict):
+            raise SweepError(f"{path}: a calibration file must hold a JSON object, not {type(data).__name__}")
+        calibrations.append(data)
     plot_rel = None
     if out_file is not None and plot and len(df):
         png = out_file.with_suffix(".png")
         if report_mod.plot_latency(df, png) is not None:
             plot_rel = png.name
-    text = report_mod.render(df, fmt=fmt, plot=plot_rel)
+    text = report_mod.render(df, fmt=fmt, plot=plot_rel, calibrations=calibrations)
     if out_file is not None:
         out_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = out_file.with_name(out_file.name + ".tmp")

@@ -138,7 +138,7 @@ def _model(path: Path, where: str, value: Any) -> ModelSpec:
         builtin = models.BUILTINS[ref]
         try:
             default_shapes = builtin.input_shapes(**options)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:  # unknown option, or a value the model cannot take
             raise MatrixError(path, f"{where}.options", f"not accepted by {ref}: {exc}") from exc
         input_range = builtin.input_range
         kind = "builtin"

@@ -232,7 +232,8 @@ class Orchestrator:
         if self.force:
             return list(matrix.jobs), []
         done = done_keys(self.results_dir)
-        todo, skipped = [], []
+        todo: list[Job] = []
+        skipped: list[Job] = []
         for job in matrix.jobs:
             m = self.machine(job.device)
             (skipped if (job.key, m.device_name, m.torch_version) in done else todo).append(job)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -439,8 +439,17 @@ def seed_section(rows: list[Row], fmt: str, names: Names, notes: Footnotes, suff
     return lines
 
 
-def extended_columns(rows: Sequence[Row], notes: Footnotes) -> list[Column]:
-    """Every measured figure; a settings column only where some row of this table has a value."""
+def fmt_floor(p50_ms: object, gflops: object, tflops: object) -> str:
+    """How far above the FLOP floor: p50 / (GFLOP / TFLOP/s, which is ms), e.g. `40.1×`."""
+    p50, work, peak = _float(p50_ms), _float(gflops), _float(tflops)
+    if p50 is None or work is None or peak is None or work <= 0 or peak <= 0:
+        return DASH
+    return fmt_sig(p50 / (work / peak)) + "×"
+
+
+def extended_columns(rows: Sequence[Row], notes: Footnotes, peak: Peak | None = None) -> list[Column]:
+    """Every measured figure; a settings column only where some row of this table has a value;
+    `× floor` where the machine has a calibration."""
 
     def num(fn: Callable[[Row], str]) -> Callable[[Row], str]:
         return lambda r: fn(r) if is_ok(r) else DASH
@@ -455,26 +464,50 @@ def extended_columns(rows: Sequence[Row], notes: Footnotes) -> list[Column]:
         ("compile_mode", "compile_mode", lambda r: r["compile_mode"]),
     ]
     columns += [Column(head, cell) for field, head, cell in settings if any(r[field] for r in rows)]
-    return columns + [
+    columns += [
         Column("latency (ms)", num(lambda r: fmt_mean_std(r["latency_ms_mean"], r["latency_ms_std"])), right=True),
         Column("p50 (ms)", num(lambda r: fmt_fixed(r["latency_ms_p50"])), right=True),
         Column("p90 (ms)", num(lambda r: fmt_fixed(r["latency_ms_p90"])), right=True),
         Column("p99 (ms)", num(lambda r: fmt_fixed(r["latency_ms_p99"])), right=True),
         Column("CV (%)", num(lambda r: fmt_cv(r["latency_ms_cv"], r["noisy"])), right=True),
         Column("TFLOP/s", num(lambda r: fmt_tflops(r["gflops"], r["latency_ms_p50"])), right=True),
+    ]
+    if peak is not None:
+        tflops = peak.tflops
+        columns.append(
+            Column("× floor", num(lambda r: fmt_floor(r["latency_ms_p50"], r["gflops"], tflops)), right=True)
+        )
+    return columns + [
         Column("peak mem (MB)", num(lambda r: fmt_fixed(r["peak_mem_mb"], 0)), right=True),
         Column("rel_err", num(lambda r: fmt_sci(r["rel_err"])), right=True),
+        Column("rel_err (sorted)", num(lambda r: fmt_sci(r["rel_err_sorted"])), right=True),
         Column("status", lambda r: OK if is_ok(r) else notes.status(r)),
     ]
 
 
-def extended_section(rows: list[Row], fmt: str, names: Names, notes: Footnotes, suffix: str) -> list[str]:
+FIDELITY_NOTE = (
+    "rel_err is the relative L2 error of the outputs, element by element, against the fp32 eager reference "
+    "on the same seeded input; rel_err (sorted) is the same on each output's sorted values, so a detector's "
+    "reordered near-ties do not count."
+)
+
+
+def floor_note(peak: Peak) -> str:
+    return (
+        f"× floor is p50 over the FLOP floor, the row's GFLOP / {fmt_sig(peak.tflops)} TFLOP/s "
+        f"({peak.dtype or '?'} matmul measured by `sweep calibrate`{peak.source}; see Calibration)."
+    )
+
+
+def extended_section(
+    rows: list[Row], fmt: str, names: Names, notes: Footnotes, suffix: str, peak: Peak | None = None
+) -> list[str]:
     """One table per runtime of the machine, every runtime present, every figure measured."""
-    lines: list[str] = []
+    lines: list[str] = [FIDELITY_NOTE + (" " + floor_note(peak) if peak else ""), ""]
     by_runtime = groups(rows, ("runtime",))
     for (runtime,), runtime_rows in sorted(by_runtime.items(), key=lambda item: runtime_rank(item[0][0])):
         ordered = sorted(runtime_rows, key=lambda r: (r["model"], r["input_shapes"], *latency_rank(r)))
-        table = markdown_table(extended_columns(ordered, notes), ordered)
+        table = markdown_table(extended_columns(ordered, notes, peak), ordered)
         lines += [
             *table_block(fmt, runtime or "unknown runtime", names.take(f"all_{slug(runtime)}", suffix), table),
             "",
@@ -482,25 +515,167 @@ def extended_section(rows: list[Row], fmt: str, names: Names, notes: Footnotes, 
     return lines
 
 
-def render(df: pd.DataFrame, fmt: str = "md", plot: str | None = None) -> str:
-    """The results document: machines, the seed's three tables, every runtime in full, the plot link,
-    footnotes. A pure function of the rows: it reads and writes no file."""
+# ---------------------------------------------------------------- calibration (`sweep calibrate`'s reports)
+
+
+@dataclass(frozen=True)
+class Peak:
+    """A device's measured matmul ceiling, the one its rows' `× floor` is measured against."""
+
+    tflops: float
+    dtype: str
+    source: str  # ", model x, date" — which calibration, for the sentence that explains the column
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def calibration_device(cal: Mapping[str, Any]) -> str:
+    return str(_mapping(cal.get("env")).get("device_name") or "")
+
+
+def _calibration_date(cal: Mapping[str, Any]) -> str:
+    return str(cal.get("created_at") or "")[:10]
+
+
+def device_peaks(calibrations: Sequence[Mapping[str, Any]]) -> dict[str, Peak]:
+    """Per device name, the highest matmul TFLOP/s of its calibrations: the best measured is the truest
+    ceiling (a slower run was throttled or disturbed, never the device being slower)."""
+    out: dict[str, Peak] = {}
+    for cal in calibrations:
+        device, peak = calibration_device(cal), _mapping(cal.get("peak"))
+        tflops = _float(peak.get("matmul_tflops"))
+        if not device or tflops is None or tflops <= 0:
+            continue
+        if device not in out or tflops > out[device].tflops:
+            source = f", {cal.get('model') or '?'} calibration of {_calibration_date(cal) or '?'}"
+            out[device] = Peak(tflops, str(peak.get("matmul_dtype") or ""), source)
+    return out
+
+
+CLOCK_READINGS = (
+    ("sm_clock_mhz", "SM", " MHz"),
+    ("mem_clock_mhz", "memory", " MHz"),
+    ("temperature_c", "", " °C"),
+    ("power_w", "", " W"),
+    ("utilization_pct", "utilization", " %"),
+)
+NO_READINGS = "no readings"
+
+
+def clocks_text(snapshot: object) -> str:
+    """An NVML snapshot in words: `SM 1980 MHz, memory 3201 MHz, 39 °C, 198 W, utilization 38 %`."""
+    readings = _mapping(snapshot)
+    parts = []
+    for key, label, unit in CLOCK_READINGS:
+        value = _float(readings.get(key))
+        if value is not None:
+            parts.append(f"{label} {value:.0f}{unit}".strip())
+    return ", ".join(parts) or NO_READINGS
+
+
+def harness_table(forms: Mapping[str, Any]) -> list[str]:
+    def cell(key: str) -> Callable[[Row], str]:
+        return lambda r: fmt_fixed(r.get(key))
+
+    columns = [
+        Column("form", lambda r: str(r["form"])),
+        Column("ours host p50 (ms)", cell("ours_host_ms"), right=True),
+        Column("ours CUDA events p50 (ms)", cell("ours_cuda_events_ms"), right=True),
+        Column("torch.utils.benchmark (ms)", cell("torch_benchmark_ms"), right=True),
+        Column("triton do_bench (ms)", cell("triton_do_bench_ms"), right=True),
+        Column("ratio ours/independent", lambda r: fmt_sig(r.get("ratio_ours_host_vs_independent")), right=True),
+    ]
+    rows = [{**_mapping(entry), "form": name} for name, entry in forms.items()]
+    return markdown_table(columns, rows)
+
+
+def calibration_block(cal: Mapping[str, Any], fmt: str, names: Names) -> list[str]:
+    env, peak = _mapping(cal.get("env")), _mapping(cal.get("peak"))
+    device = calibration_device(cal) or "unknown device"
+    model, precision = cal.get("model") or "unknown model", cal.get("precision") or "?"
+    title = f"{device} · {model}, {precision}" + (f" · {_calibration_date(cal)}" if cal.get("created_at") else "")
+    facts = [f"torch {env['torch_version']}"] if env.get("torch_version") else []
+    facts += [f"driver {env['driver_version']}"] if env.get("driver_version") else []
+    facts += [f"host {env['hostname']}"] if env.get("hostname") else []
+    gflops, tflops = _float(cal.get("model_gflops")), _float(peak.get("matmul_tflops"))
+    floor = gflops / tflops if gflops is not None and tflops else _float(cal.get("floor_ms"))
+    lines = [f"### {title}", ""]
+    lines.append(
+        f"Measured by `sweep calibrate` on `{cal.get('device') or '?'}`" + "".join(f" · {f}" for f in facts) + "."
+    )
+    lines += [
+        "",
+        f"- Device ceilings: matmul {fmt_sig(tflops)} TFLOP/s ({peak.get('matmul_dtype') or '?'}), "
+        f"copy {fmt_sig(peak.get('copy_gbps'))} GB/s (read plus write).",
+        f"- Model: {fmt_sig(gflops)} GFLOP per forward; FLOP floor {fmt_sig(floor)} ms (GFLOP / matmul TFLOP/s).",
+    ]
+    before, after = clocks_text(cal.get("clocks_before")), clocks_text(cal.get("clocks_after"))
+    if before == after == NO_READINGS:
+        lines.append("- Clocks, temperature and power: no NVML readings (a CPU, or no NVIDIA driver).")
+    else:
+        lines.append(f"- Clocks before: {before}; after: {after}.")
+    forms = _mapping(cal.get("forms"))
+    for name, entry in forms.items():
+        error = _mapping(entry).get("triton_error")
+        if error:
+            lines.append(f"- triton do_bench failed for {name}: {one_line(error)}")
+    if cal.get("note"):
+        lines.append(f"- Note: {one_line(cal['note'])}")
+    lines.append("")
+    if forms:
+        ratio_note = (
+            "ratio: ours host p50 / the independent median (triton do_bench where it ran, "
+            "else torch.utils.benchmark); near 1 means our timer agrees."
+        )
+        name = names.take(f"calibration_{slug(device)}_{slug(str(model))}", slug(_calibration_date(cal)))
+        lines += [*table_block(fmt, f"Harness check, {model} on {device}", name, harness_table(forms), ratio_note), ""]
+    return lines
+
+
+def calibration_section(calibrations: Sequence[Mapping[str, Any]], fmt: str, names: Names) -> list[str]:
+    """What each device can do at best and whether our timer agrees with independent ones."""
+    lines = ["## Calibration", ""]
+    for cal in calibrations:
+        lines += calibration_block(cal, fmt, names)
+    return lines
+
+
+def render(
+    df: pd.DataFrame,
+    fmt: str = "md",
+    plot: str | None = None,
+    calibrations: Sequence[Mapping[str, Any]] | None = None,
+) -> str:
+    """The results document: machines, the seed's three tables, every runtime in full, the calibration
+    of each device (`sweep calibrate`'s reports, as dicts), the plot link, footnotes. A pure function of
+    the rows and the calibrations: it reads and writes no file."""
     if fmt not in FORMATS:
         raise SweepError(f"report format {fmt!r} is not known; use one of: {', '.join(FORMATS)}")
+    calibrations = list(calibrations or [])
     all_rows = clean(df)
+    names = Names()
     if not all_rows:
-        return (
+        text = (
             "# Benchmark results\n\nNo results yet: run `sweep run <matrix.yaml>` to measure, "
             "then `sweep report` to render them here.\n"
         )
+        if not calibrations:
+            return text
+        return text + "\n" + "\n".join(calibration_section(calibrations, fmt, names)).rstrip("\n") + "\n"
     machines = groups(latest(all_rows), MACHINE_COLUMNS)
-    names, notes = Names(), Footnotes()
+    peaks = device_peaks(calibrations)
+    notes = Footnotes()
     lines = [*header(all_rows, machines), ""]
     for key, rows in machines.items():
         where = f" — {machine_title(key)}" if len(machines) > 1 else ""
         seed = seed_section(rows, fmt, names, notes, slug(key[0]))
         lines += [f"## Summary{where}", "", *seed] if seed else []
-        lines += [f"## All runtimes{where}", "", *extended_section(rows, fmt, names, notes, slug(key[0]))]
+        extended = extended_section(rows, fmt, names, notes, slug(key[0]), peaks.get(key[0]))
+        lines += [f"## All runtimes{where}", "", *extended]
+    if calibrations:
+        lines += calibration_section(calibrations, fmt, names)
     if plot:
         lines += [f"![Latency p50 per configuration, whiskers to p90]({plot})", ""]
     footnotes = notes.lines()
