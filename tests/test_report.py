@@ -356,3 +356,154 @@ def test_two_machines_get_their_own_sections_and_unique_names(tmp_path: Path) ->
     assert len(names) == len(set(names)) and "py_notrt" in names and "py_notrt_nvidia_h200" in names
     for block in seed_blocks():
         assert block in out  # the first machine keeps the seed's names
+
+
+# ---------------------------------------------------------------- fidelity columns, calibration
+
+
+def calibration(device_name: str = GPU, tflops: float = 80.0, **fields: Any) -> dict[str, Any]:
+    """A report as `sweep calibrate` saves it (sweep.calibrate.calibrate), with round figures."""
+    cal: dict[str, Any] = {
+        "created_at": "2024-10-30T09:00:00+00:00",
+        "model": "detector",
+        "device": "cuda",
+        "precision": "fp32",
+        "env": {"device_name": device_name, "torch_version": "2.5.1", "hostname": "bench-1"},
+        "clocks_before": {"sm_clock_mhz": 345, "mem_clock_mhz": 9001, "temperature_c": 34, "power_w": 18.75},
+        "forms": {
+            "eager": {
+                "first_call_s": 0.5,
+                "ours_host_ms": 17.3394,
+                "ours_cuda_events_ms": 17.2867,
+                "torch_benchmark_ms": 19.462,
+                "triton_do_bench_ms": 19.7416,
+                "ratio_ours_host_vs_independent": 0.87832,
+                "ratio_ours_events_vs_independent": 0.87565,
+            },
+            "torch.compile": {
+                "ours_host_ms": 1.6134,
+                "ours_cuda_events_ms": None,
+                "torch_benchmark_ms": 1.7809,
+                "triton_error": "ImportError: no triton | here",
+                "ratio_ours_host_vs_independent": 0.90598,
+            },
+        },
+        "model_gflops": 30.0,
+        "peak": {"matmul_dtype": "bf16", "matmul_tflops": tflops, "copy_gbps": 4260.2},
+        "floor_ms": 30.0 / tflops,
+        "clocks_after": {"sm_clock_mhz": 2535, "mem_clock_mhz": 9001, "temperature_c": 61, "power_w": 155.4},
+    }
+    cal.update(fields)
+    return cal
+
+
+def column_cell(out: str, table: str, header: str, needle: str = "detector") -> str:
+    """The cell under `header` in the first line holding `needle` of the table titled `table`."""
+    block = out.split(f"**{table}**")[1]
+    head = table_lines(block, header)[0]
+    cells = [c.strip() for c in head.strip("|").split("|")]
+    line = table_lines(block, needle)[0]
+    return [c.strip() for c in line.strip("|").split("|")][cells.index(header)]
+
+
+def test_sorted_error_column_beside_rel_err(tmp_path: Path) -> None:
+    rows = [
+        make_row("python-inductor", rel_err=0.45, rel_err_sorted=3.41e-6),
+        make_row("cpp-aoti", started=1, amp_dtype="", status="failed", reason="boom", rel_err_sorted=1e-3),
+    ]
+    out = report.render(load_rows(tmp_path, rows))
+    head = table_lines(out, "rel_err (sorted)")[0]
+    assert "| rel_err | rel_err (sorted) |" in head  # side by side
+    assert column_cell(out, "python-inductor", "rel_err") == "4.5e-01"
+    assert column_cell(out, "python-inductor", "rel_err (sorted)") == "3.4e-06"
+    assert column_cell(out, "cpp-aoti", "rel_err (sorted)") == "—"  # not ok: no figure
+    extended = out.split("## All runtimes")[1]
+    sentence = extended.split("\n\n")[1]
+    assert sentence.startswith("rel_err is the relative L2 error") and "fp32 eager reference" in sentence
+    assert "sorted values" in sentence and "near-ties" in sentence and "\n" not in sentence
+    assert "× floor" not in out  # no calibration, no floor column
+
+
+def test_floor_arithmetic() -> None:
+    # 30 GFLOP at 80 TFLOP/s: floor 0.375 ms; p50 15 ms is 40× the floor
+    assert report.fmt_floor(15.0, 30.0, 80.0) == "40.0×"
+    assert report.fmt_floor(16.0375, 30.0, 750.0) == "401×"
+    assert report.fmt_floor(0.3, 30.0, 80.0) == "0.800×"
+    for args in [(15.0, None, 80.0), (15.0, 30.0, None), (None, 30.0, 80.0), (15.0, 0.0, 80.0), (15.0, 30.0, 0.0)]:
+        assert report.fmt_floor(*args) == "—"
+
+
+def test_floor_column_uses_the_devices_calibration(tmp_path: Path) -> None:
+    fast = make_row("python-inductor", compile_mode="default", samples_ms=[15.0] * 10, gflops=30.0)
+    fast.update({f"latency_ms_{k}": v for k, v in stats.summarize(fast["samples_ms"]).items()})
+    unknown = make_row("python-inductor", started=1, compile_mode="max-autotune", gflops=None)
+    failed = make_row("python-inductor", started=2, compile_mode="reduce-overhead", status="failed", reason="x")
+    other = dict(make_row("python-eager", started=3), device_name="NVIDIA H200")
+    df = load_rows(tmp_path, [fast, unknown, failed, other])
+    # two calibrations of the GPU: the best measured ceiling counts; another device's changes nothing here
+    cals = [calibration(tflops=60.0), calibration(tflops=80.0), calibration("AMD EPYC", tflops=0.04)]
+    out = report.render(df, calibrations=cals)
+    gpu = out.split(f"## All runtimes — {GPU}")[1].split("## ")[0]
+    assert column_cell(gpu, "python-inductor", "× floor", "| default ") == "40.0×"  # 15 / (30 / 80)
+    assert column_cell(gpu, "python-inductor", "× floor", "max-autotune") == "—"  # no gflops
+    assert column_cell(gpu, "python-inductor", "× floor", "reduce-overhead") == "—"  # not ok
+    assert "GFLOP / 80.0 TFLOP/s (bf16 matmul" in gpu
+    assert "× floor" not in out.split("## All runtimes — NVIDIA H200")[1].split("## ")[0]  # no calibration for it
+    assert [c["peak"]["matmul_tflops"] for c in cals] == [60.0, 80.0, 0.04]  # render is pure
+
+
+def test_calibration_section(tmp_path: Path) -> None:
+    cal = calibration(note="eager form only | the rest did not fit")
+    out = report.render(load_rows(tmp_path, seed_rows()), fmt="myst", calibrations=[cal])
+    for block in seed_blocks():
+        assert block in out  # the seed's tables do not move
+    section = out.split("## Calibration\n")[1]
+    assert section.startswith(f"\n### {GPU} · detector, fp32 · 2024-10-30\n")
+    assert "matmul 80.0 TFLOP/s (bf16), copy 4260 GB/s" in section
+    assert "30.0 GFLOP per forward; FLOP floor 0.375 ms" in section
+    assert "before: SM 345 MHz, memory 9001 MHz, 34 °C, 19 W; after: SM 2535 MHz, memory 9001 MHz, 61 °C, 155 W." in (
+        section
+    )
+    assert "- Note: eager form only \\| the rest did not fit" in section
+    assert "triton do_bench failed for torch.compile: ImportError: no triton \\| here" in section
+    assert ":name: calibration_nvidia_geforce_rtx_4060_ti_detector\n" in section
+    head = table_lines(section, "form")[0]
+    for name in ("ours host p50", "ours CUDA events p50", "torch.utils.benchmark", "triton do_bench", "ratio"):
+        assert name in head
+    eager = table_lines(section, "| eager ")[0]
+    assert re.search(r"\|\s+17\.339 \|\s+17\.287 \|\s+19\.462 \|\s+19\.742 \|\s+0\.878 \|$", eager)
+    compiled = table_lines(section, "torch.compile")[0]
+    assert re.search(r"\|\s+1\.613 \|\s+— \|\s+1\.781 \|\s+— \|\s+0\.906 \|$", compiled)
+    assert out.index("## Calibration") > out.index("## All runtimes")
+
+
+def test_calibration_without_rows_or_nvml(tmp_path: Path) -> None:
+    cpu = calibration("AMD EPYC", tflops=0.04, device="cpu", clocks_before={}, clocks_after={}, created_at=None)
+    out = report.render(store.load(tmp_path / "nothing"), calibrations=[cpu])
+    assert "No results yet" in out and "## Calibration" in out and "### AMD EPYC · detector, fp32\n" in out
+    assert "no NVML readings" in out and "FLOP floor 750 ms" in out
+    assert report.render(store.load(tmp_path / "nothing"), calibrations=[]) == report.render(
+        store.load(tmp_path / "nothing")
+    )
+
+
+def test_cli_report_reads_calibrations(tmp_path: Path, cli: Any) -> None:
+    import json
+
+    from sweep.cli import app
+
+    folder = tmp_path / "results"
+    for row in seed_rows():
+        store.append_row(folder / "rtx", row)
+    (folder / "rtx" / "calibration-cuda-detector.json").write_text(json.dumps(calibration()))
+    res = cli.invoke(app, ["report", "--results", str(folder)])
+    assert res.exit_code == 0, res.output
+    assert "## Calibration" in res.stdout and "× floor" in res.stdout
+    bad = folder / "calibration-cuda-broken.json"
+    bad.write_text("{not json")
+    res = cli.invoke(app, ["report", "--results", str(folder)])
+    assert res.exit_code == 2
+    assert str(bad) in res.output and "Traceback" not in res.output
+    bad.write_text("[1, 2]")
+    res = cli.invoke(app, ["report", "--results", str(folder)])
+    assert res.exit_code == 2 and str(bad) in res.output
