@@ -115,3 +115,31 @@ def test_unknown_schema_version_is_refused(tmp_path: Path, cli) -> None:
     res = cli.invoke(app, ["report", "--results", str(tmp_path / "r")])
     assert res.exit_code == 2
     assert "schema_version 99, this sweep reads 1" in res.stderr
+
+
+def test_user_model_files_torchscript_and_exported(write_matrix, cli, matrix_dir: Path, tmp_path: Path) -> None:
+    """Models users bring as files: a TorchScript module and a saved ExportedProgram, shapes from the matrix."""
+    import torch
+
+    from tests.fixtures.fault_models import Small
+
+    torch.manual_seed(0)
+    model = Small().eval()
+    example = torch.rand(2, 8)
+    torch.jit.trace(model, example).save(str(matrix_dir / "small.ts"))
+    torch.export.save(torch.export.export(model, (example,)), str(matrix_dir / "small.pt2"))
+    path = write_matrix("""
+        measure: {warmup: 1, iters: 3}
+        jobs:
+          - runtime: python-eager
+            model: {torchscript: small.ts, input_shape: [2, 8]}
+          - runtime: python-eager
+            model: {exported: small.pt2, input_shape: [2, 8]}
+            amp_dtype: [fp32, bf16]
+    """)
+    res = cli.invoke(app, ["run", str(path), "--results", str(tmp_path / "r"), "--artifacts", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    df = store.load(tmp_path / "r")
+    assert sorted(df["model"]) == ["small.pt2", "small.pt2", "small.ts"]
+    assert (df["status"] == "ok").all()
+    assert (df[df["amp_dtype"] == "fp32"]["rel_err"] == 0.0).all()
