@@ -81,7 +81,10 @@ def check_device(device: str) -> None:
 def flatten_outputs(out: Any) -> list[torch.Tensor]:
     """Outputs as a flat list of CPU tensors in pytree order, the order the C++ runner uses too."""
     leaves, _ = tree_flatten(out)
-    return [t.detach().to("cpu") for t in leaves if isinstance(t, torch.Tensor)]
+    # Plain numbers become 0-dim tensors and None is dropped, as the C++ runner does, so both runtimes
+    # save the same list for the same model.
+    return [t.detach().to("cpu") if isinstance(t, torch.Tensor) else torch.tensor(t)
+            for t in leaves if isinstance(t, (torch.Tensor, bool, int, float))]
 
 
 def _sync(device: str) -> None:

@@ -133,6 +133,13 @@ def run(matrix: MatrixArg,
     raise typer.Exit(summary.exit_code)
 
 
+def _check_device(device: str) -> None:
+    from sweep.matrix import DEVICE_RE
+
+    if not DEVICE_RE.match(device):
+        raise SweepError(f"--device: unknown device {device!r}; allowed: cpu, cuda, cuda:N")
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
@@ -198,6 +205,7 @@ def doctor(device: Annotated[str, typer.Option(help="Device to check: cpu, cuda 
     """Say which runtimes work on this machine, and why not."""
     from sweep.doctor import checks
 
+    _check_device(device)
     table = Table(title="sweep doctor", title_justify="left")
     for col in ("check", "ok", "detail"):
         table.add_column(col)
@@ -242,7 +250,13 @@ def calibrate(model: Annotated[str, typer.Option(help="Built-in model to time.")
         raise SweepError(f"--model: unknown model {model!r}; built-in: {', '.join(BUILTINS)}")
     if precision not in ("fp32", "fp16", "bf16"):
         raise SweepError(f"--precision: unknown value {precision!r}; allowed: fp32, fp16, bf16")
-    report = cal.calibrate(model, device, precision, iters=iters)
+    _check_device(device)
+    from runners.common import Unavailable
+
+    try:
+        report = cal.calibrate(model, device, precision, iters=iters)
+    except Unavailable as exc:
+        raise SweepError(f"--device {device}: {exc}") from exc
     path = cal.save(report, results)
     table = Table(title=f"calibrate {model} {precision} on {report['env']['device_name']}", title_justify="left")
     for col in ("form", "ours host p50 (ms)", "ours events p50", "torch.utils.benchmark", "do_bench", "ratio"):

@@ -24,6 +24,8 @@ def _cuda(device: str) -> Check:
     if not torch.cuda.is_available():
         return "cuda", False, "torch.cuda.is_available() is False (CPU build of torch, or no driver / GPU)"
     index = telemetry.device_index(device) if device.startswith("cuda") else 0
+    if index >= torch.cuda.device_count():
+        return "cuda", False, f"{device} asked for, but {torch.cuda.device_count()} CUDA device(s) are visible"
     name = torch.cuda.get_device_name(index)
     driver = telemetry.driver_info().get("driver_version", "unknown driver")
     return "cuda", True, f"{name}, CUDA {torch.version.cuda}, driver {driver}"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -26,6 +28,9 @@ MEASURE_KEYS = ("warmup", "iters", "timeout_s", "seed")
 MEASURE_DEFAULTS: dict[str, Any] = {"warmup": 10, "iters": 100, "timeout_s": 900, "seed": 0}
 AXES = ("runtime", "device", "model_precision", "amp_dtype", "enabled_precisions", "compile_mode")
 RUNTIME_AXES = ("amp_dtype", "enabled_precisions", "compile_mode")  # apply only to some runtimes
+EXCLUDE_VALUES: dict[str, tuple[str, ...]] = {
+    "runtime": tuple(RUNTIMES), "model_precision": PRECISIONS, "amp_dtype": AMP_DTYPES, "compile_mode": COMPILE_MODES,
+}
 DEVICE_RE = re.compile(r"^(cpu|cuda|cuda:\d+)$")
 
 
@@ -126,6 +131,11 @@ def _model(path: Path, where: str, value: Any) -> ModelSpec:
     options = data.get("options", {})
     if not isinstance(options, dict):
         raise MatrixError(path, f"{where}.options", "must be a mapping of keyword arguments for the model")
+    try:
+        json.dumps(options, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise MatrixError(path, f"{where}.options", f"values must be numbers, strings, booleans, lists or "
+                                                     f"mappings ({exc})") from exc
     if not isinstance(ref, str) or not ref:
         raise MatrixError(path, f"{where}.{source}", "must be a non-empty string")
     default_shapes: list[list[int]] | None = None
@@ -146,9 +156,13 @@ def _model(path: Path, where: str, value: Any) -> ModelSpec:
         if not re.match(r"^[\w.]+:\w+$", ref):
             raise MatrixError(path, f"{where}.factory", f"must look like 'package.module:function', got {ref!r}")
         try:
-            models.import_factory(ref, root)
+            factory = models.import_factory(ref, root)
         except Exception as exc:  # any import-time failure of user code is a matrix problem
             raise MatrixError(path, f"{where}.factory", f"cannot import {ref}: {type(exc).__name__}: {exc}") from exc
+        # The factory's source is part of the model: an edited or another project's `models:build` must
+        # not reuse old rows, compiled variants or references.
+        source_file = inspect.getsourcefile(factory)
+        content_hash = _file_hash(Path(source_file)) if source_file else ""
         kind = "factory"
     else:
         file = (path.parent / ref).resolve()
@@ -225,18 +239,24 @@ def _enabled_axis(path: Path, key: str, value: Any) -> list[tuple[str, ...]]:
 
 
 def _exclude_rules(path: Path, where: str, value: Any) -> list[dict[str, list[Any]]]:
-    """Each rule maps axis keys to the values it excludes, normalised like the axes themselves."""
+    """Each rule maps axis keys to the values it excludes, checked and normalised like the axes themselves:
+    a misspelt value would otherwise exclude nothing, silently."""
     rules = value if isinstance(value, list) else [value]
     out = []
     for i, rule in enumerate(rules):
         key = f"{where}[{i}]"
         rule = _mapping(path, key, rule)
         _check_keys(path, f"{key}.", rule, AXES)
-        out.append({
-            axis: _enabled_axis(path, f"{key}.{axis}", want) if axis == "enabled_precisions"
-            else _as_axis(path, f"{key}.{axis}", want)
-            for axis, want in rule.items()
-        })
+        normalised: dict[str, list[Any]] = {}
+        for axis, want in rule.items():
+            if axis == "enabled_precisions":
+                normalised[axis] = _enabled_axis(path, f"{key}.{axis}", want)
+            elif axis == "device":
+                normalised[axis] = [_device(path, f"{key}.{axis}", d) for d in _as_axis(path, f"{key}.{axis}", want)]
+            else:
+                normalised[axis] = [_choice(path, f"{key}.{axis}", v, EXCLUDE_VALUES[axis])
+                                    for v in _as_axis(path, f"{key}.{axis}", want)]
+        out.append(normalised)
     return out
 
 
@@ -277,13 +297,13 @@ def _expand_block(path: Path, index: int, block: dict[str, Any], top: dict[str, 
     rules = _exclude_rules(path, f"{where}.exclude", block["exclude"]) if "exclude" in block else []
     for rt, device, precision, amp, ep, mode in itertools.product(runtimes, devices, precisions, amps, enabled, modes):
         spec = RUNTIMES[rt]
-        if precision not in spec.precisions:
-            raise MatrixError(path, f"{where}.model_precision",
-                              f"{precision} is not supported by {rt}; allowed: {_allowed(spec.precisions)}")
         values = {"runtime": rt, "device": device, "model_precision": precision, "amp_dtype": amp,
                   "enabled_precisions": ep, "compile_mode": mode}
         if any(_matches(rule, values) for rule in rules):
-            continue
+            continue  # before the checks below: exclude is how a block drops what one runtime can't do
+        if precision not in spec.precisions:
+            raise MatrixError(path, f"{where}.model_precision",
+                              f"{precision} is not supported by {rt}; allowed: {_allowed(spec.precisions)}")
         has = spec.axes
         if "enabled_precisions" in has:
             low = low_precision(precision)

@@ -30,17 +30,39 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class Machine:
-    """What makes a result comparable: resume only trusts ok rows from the same device name and torch."""
+    """What makes a result comparable, read once by the parent for every row of a device.
+
+    Resume trusts an ok row only from the same device name and torch (and, for TensorRT runtimes, the
+    same torch-tensorrt and TensorRT). Rows take these from here, not from each runner, so rows the
+    parent decided (timeouts, crashes) carry them too and one machine renders as one machine.
+    """
 
     device_name: str
     torch_version: str
     hostname: str
+    cuda_version: str = ""
+    driver_version: str = ""
+    torch_tensorrt_version: str = ""
+    tensorrt_version: str = ""
 
     @staticmethod
     def of(device: str) -> Machine:
         import torch
 
-        return Machine(telemetry.device_name(device), torch.__version__, os.uname().nodename)
+        trt = telemetry.trt_versions()
+        return Machine(telemetry.device_name(device), torch.__version__, os.uname().nodename,
+                       cuda_version=torch.version.cuda or "",
+                       driver_version=telemetry.driver_info().get("driver_version", ""),
+                       torch_tensorrt_version=trt["torch_tensorrt_version"], tensorrt_version=trt["tensorrt_version"])
+
+    def resume_key(self, job_key: str, runtime: str) -> tuple[str, ...]:
+        """What an ok row must match to count as done: TensorRT upgrades rerun only the TensorRT jobs."""
+        trt = (self.torch_tensorrt_version, self.tensorrt_version) if uses_tensorrt(runtime) else ("", "")
+        return (job_key, self.device_name, self.torch_version, *trt)
+
+
+def uses_tensorrt(runtime: str) -> bool:
+    return "trt" in (RUNTIMES[runtime].artifact or "") if runtime in RUNTIMES else False
 
 
 @dataclass
@@ -135,7 +157,6 @@ def make_row(job: Job, outcome: execute.Outcome, *, run_id: str, machine: Machin
              variant_key: str = "", compile_s: float | None = None) -> dict[str, Any]:
     """One result row: identity, verdict, raw samples and the statistics derived from them in one place."""
     result = outcome.result if outcome.status == "ok" else {}
-    env = outcome.result.get("env", {}) if outcome.result else {}
     samples = [float(x) for x in result.get("samples_ms", [])]
     cuda_samples = [float(x) for x in result.get("samples_cuda_ms", [])]
     stats = summarize(samples)
@@ -182,10 +203,10 @@ def make_row(job: Job, outcome: execute.Outcome, *, run_id: str, machine: Machin
         "wall_s": outcome.wall_s,
         "variant_key": variant_key,
         "torch_version": machine.torch_version,
-        "torch_tensorrt_version": env.get("torch_tensorrt_version") or "",
-        "tensorrt_version": env.get("tensorrt_version") or "",
-        "cuda_version": env.get("cuda_version") or "",
-        "driver_version": env.get("driver_version") or "",
+        "torch_tensorrt_version": machine.torch_tensorrt_version,
+        "tensorrt_version": machine.tensorrt_version,
+        "cuda_version": machine.cuda_version,
+        "driver_version": machine.driver_version,
         "telemetry": json.dumps(result.get("telemetry") or {}),
         "extra": json.dumps(extra, default=str),
         "job": json.dumps(job.to_dict()),
@@ -194,11 +215,15 @@ def make_row(job: Job, outcome: execute.Outcome, *, run_id: str, machine: Machin
     }
 
 
-def done_keys(results_dir: Path) -> set[tuple[str, str, str]]:
-    """(job_key, device_name, torch_version) of every ok row already stored."""
+def done_keys(results_dir: Path) -> set[tuple[str, ...]]:
+    """Machine.resume_key of every ok row already stored."""
     df = store.load(results_dir)
     ok = df[df["status"] == "ok"]
-    return set(zip(ok["job_key"], ok["device_name"], ok["torch_version"], strict=True))
+    keys = set()
+    for row in ok.itertuples():
+        trt = (row.torch_tensorrt_version, row.tensorrt_version) if uses_tensorrt(row.runtime) else ("", "")
+        keys.add((row.job_key, row.device_name, row.torch_version, *trt))
+    return keys
 
 
 class Orchestrator:
@@ -235,8 +260,8 @@ class Orchestrator:
         todo: list[Job] = []
         skipped: list[Job] = []
         for job in matrix.jobs:
-            m = self.machine(job.device)
-            (skipped if (job.key, m.device_name, m.torch_version) in done else todo).append(job)
+            key = self.machine(job.device).resume_key(job.key, job.runtime)
+            (skipped if key in done else todo).append(job)
         return todo, skipped
 
     def run(self, matrix: Matrix) -> Summary:
@@ -283,6 +308,24 @@ class Orchestrator:
                 self._native_failure = execute.Outcome(status="failed", reason=str(exc))
         return self._native_failure
 
+    def _fidelity(self, job: Job, outputs: Path, outcome: execute.Outcome,
+                  timeout_s: float) -> tuple[dict[str, float] | None, float | None]:
+        """Errors against the reference, and the model's GFLOPs. A job whose measurement is fine but whose
+        outputs cannot be compared keeps its row (with the reason in extra), and the sweep goes on."""
+        extra = outcome.result.setdefault("extra", {})
+        try:
+            ref_path, facts = self.references(job.device).get(job, timeout_s)
+            if ref_path is None:
+                extra["fidelity"] = facts.get("error", "no reference")
+                return None, None
+            if not outputs.exists():
+                extra["fidelity"] = "the runner saved no outputs"
+                return None, facts.get("gflops")
+            return fidelity.compare(outputs, ref_path), facts.get("gflops")
+        except Exception as exc:  # a truncated or foreign outputs file must not cost the row
+            extra["fidelity"] = f"outputs could not be compared: {type(exc).__name__}: {exc}"[:500]
+            return None, None
+
     def run_job(self, job: Job, run_id: str) -> dict[str, Any]:
         timeout_s = self.timeout_s or job.timeout_s
         started = utcnow()
@@ -309,11 +352,6 @@ class Orchestrator:
                 if outcome.status == "ok" and self._variant_extra.get(variant_key):
                     outcome.result.setdefault("extra", {})["variant"] = self._variant_extra[variant_key]
                 if outcome.status == "ok":
-                    ref_path, facts = self.references(job.device).get(job, timeout_s)
-                    gflops = facts.get("gflops")
-                    if ref_path is not None and outputs.exists():
-                        errors = fidelity.compare(outputs, ref_path)
-                    elif "error" in facts:
-                        outcome.result.setdefault("extra", {})["fidelity"] = facts["error"]
+                    errors, gflops = self._fidelity(job, outputs, outcome, timeout_s)
         return make_row(job, outcome, run_id=run_id, machine=machine, started_at=started, finished_at=utcnow(),
                         errors=errors, gflops=gflops, variant_key=variant_key, compile_s=compile_s)

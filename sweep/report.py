@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -251,11 +252,20 @@ def clean(df: pd.DataFrame) -> list[Row]:
     return sorted(frame.to_dict("records"), key=_when)
 
 
+def model_identity(row: Row) -> str:
+    """The model part of the job's identity (options, weights, file hashes): two models that share a name
+    but not their options are different configurations, never re-runs of one another."""
+    try:
+        return json.dumps(json.loads(row["job"]).get("model"), sort_keys=True)
+    except (TypeError, ValueError, AttributeError):
+        return ""
+
+
 def latest(rows: Iterable[Row]) -> list[Row]:
     """One row per configuration: the latest ok row of its re-runs, or the latest row when none is ok."""
     chosen: dict[tuple[str, ...], Row] = {}
     for row in sorted(rows, key=_when):
-        key = tuple(row[c] for c in MACHINE_COLUMNS + CONFIG_COLUMNS)
+        key = (*(row[c] for c in MACHINE_COLUMNS + CONFIG_COLUMNS), model_identity(row))
         if key not in chosen or is_ok(row) or not is_ok(chosen[key]):
             chosen[key] = row
     return sorted(chosen.values(), key=_when)

@@ -129,12 +129,16 @@ def _read_one(path: Path) -> pa.Table:
     version = meta.get(b"sweep_schema_version")
     if version is None:
         raise ResultsError(f"{path}: no sweep_schema_version in its metadata; it was not written by sweep")
-    if int(version) != SCHEMA_VERSION:
+    if version.decode(errors="replace") != str(SCHEMA_VERSION):
         raise ResultsError(
-            f"{path}: schema_version {int(version)}, this sweep reads {SCHEMA_VERSION}; "
+            f"{path}: schema_version {version.decode(errors='replace')}, this sweep reads {SCHEMA_VERSION}; "
             "use the sweep release that wrote it, or keep it in another --results folder"
         )
-    return pq.read_table(path, schema=SCHEMA)
+    try:
+        return pq.read_table(path, schema=SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
+        raise ResultsError(f"{path}: its columns do not match schema_version {SCHEMA_VERSION} ({exc}); "
+                           "move it out of the results folder") from exc
 
 
 def row_files(results_dir: Path) -> list[Path]:

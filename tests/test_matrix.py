@@ -128,6 +128,10 @@ BAD = {
     "no jobs": ("model: {name: tiny}\njobs: []", "jobs: must be a non-empty list"),
     "missing torchscript": ("model: {torchscript: nope.ts, input_shape: [1]}\njobs: [{runtime: python-eager}]",
                             "model.torchscript: file not found"),
+    "exclude bad value": ("model: {name: tiny}\njobs: [{runtime: python-eager, exclude: [{amp_dtype: fp61}]}]",
+                          "jobs[0].exclude[0].amp_dtype: unknown value 'fp61'"),
+    "options not json": ("model: {name: tiny, options: {width: 2026-01-01}}\njobs: [{runtime: python-eager}]",
+                         "model.options: values must be numbers, strings"),
     "bad shape": ("model: {name: tiny, input_shape: [1, 0]}\njobs: [{runtime: python-eager}]",
                   "model.input_shape: a shape is a non-empty list of positive integers"),
 }
@@ -164,3 +168,29 @@ def test_shipped_matrices_validate() -> None:
     root = Path(__file__).resolve().parent.parent / "matrices"
     for path in sorted(root.glob("*.yaml")):
         assert load(path).jobs, path
+
+
+def test_exclude_drops_what_one_runtime_cannot_do(write_matrix) -> None:
+    m = load(write_matrix("""
+        model: {name: tiny}
+        jobs:
+          - runtime: [python-eager, python-inductor]
+            model_precision: [fp32, fp32+fp16]
+            exclude:
+              - {runtime: python-eager, model_precision: fp32+fp16}
+    """))
+    assert [(j.runtime, j.model_precision) for j in m.jobs] == [
+        ("python-eager", "fp32"), ("python-inductor", "fp32"), ("python-inductor", "fp32+fp16")]
+
+
+def test_editing_a_factory_changes_the_key(write_matrix, matrix_dir: Path) -> None:
+    text = "model: {factory: 'user_model:build', input_shape: [2, 8]}\njobs: [{runtime: python-eager}]\n"
+    src = matrix_dir / "user_model.py"
+    src.write_text("import torch\ndef build():\n    return torch.nn.Linear(8, 4)\n")
+    k1 = load(write_matrix(text)).jobs[0].key
+    assert load(write_matrix(text)).jobs[0].key == k1
+    src.write_text("import torch\ndef build():\n    return torch.nn.Linear(8, 3)\n")
+    import sys
+
+    sys.modules.pop("user_model", None)  # a new process would import the edited file
+    assert load(write_matrix(text)).jobs[0].key != k1
