@@ -31,10 +31,10 @@ demo: setup
 report: setup
 	$(VENV)/bin/sweep report --results $(RESULTS) --out $(RESULTS)/RESULTS.md
 
+# The same build `sweep run` does on first need (sweep/native.py): against the installed torch's libtorch,
+# rebuilt when the sources or the torch it was built against change.
 native: setup
-	cmake -S native -B native/build -DCMAKE_BUILD_TYPE=Release \
-	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')"
-	cmake --build native/build -j2
+	$(PY) -c 'from sweep.native import ensure_native; print(ensure_native())'
 
 lint: setup
 	$(VENV)/bin/ruff check sweep runners tests

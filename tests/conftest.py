@@ -34,3 +34,14 @@ def write_matrix(matrix_dir: Path):
 @pytest.fixture
 def cli() -> CliRunner:
     return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def native_binary() -> Path:
+    """native/build/sweep-bench, built once per session if missing or stale; skipped without cmake / a compiler."""
+    from sweep import native
+
+    try:
+        return native.ensure_native()
+    except native.NativeUnavailable as exc:
+        pytest.skip(str(exc))

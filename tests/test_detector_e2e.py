@@ -12,7 +12,8 @@ from sweep.cli import app
 pytestmark = pytest.mark.slow
 
 
-def test_tiny_detector_through_every_cpu_runtime(write_matrix, cli, tmp_path: Path) -> None:
+def test_tiny_detector_through_every_cpu_runtime(write_matrix, cli, tmp_path: Path, native_binary: Path) -> None:
+    """native_binary: the C++ binary is built up front (the orchestrator would build it on first need)."""
     path = write_matrix("""
         model: {name: dino-vitdet-tiny}
         device: cpu

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,35 +19,19 @@ from sweep.models import BUILTINS
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-NATIVE = ROOT / "native"
-BUILD = NATIVE / "build"
 RUN_TIMEOUT_S = 300  # a hung binary fails the test instead of stalling the suite
 
 
 @pytest.fixture(scope="session")
-def bench() -> Path:
-    """Builds native/build/sweep-bench against the installed torch (an up-to-date build is a no-op).
+def bench(request: pytest.FixtureRequest) -> Path:
+    """native/build/sweep-bench, built against the installed torch by the `native_binary` fixture (conftest.py).
 
     SWEEP_BENCH_BINARY names a prebuilt binary instead (e.g. one built on another machine).
     """
     prebuilt = os.environ.get("SWEEP_BENCH_BINARY")
     if prebuilt:
         return Path(prebuilt)
-    if shutil.which("cmake") is None:
-        pytest.skip("cmake is not installed: cannot build native/build/sweep-bench")
-    if not any(shutil.which(cc) for cc in ("c++", "g++", "clang++")):
-        pytest.skip("no C++ compiler (c++, g++, clang++) on PATH: cannot build native/build/sweep-bench")
-    configure = [
-        "cmake", "-S", str(NATIVE), "-B", str(BUILD),
-        f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
-    ]
-    build = ["cmake", "--build", str(BUILD), f"-j{os.cpu_count() or 2}"]
-    for cmd in (configure, build):
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-        if proc.returncode != 0:
-            pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    binary = BUILD / "sweep-bench"
+    binary: Path = request.getfixturevalue("native_binary")
     assert binary.is_file()
     return binary
 

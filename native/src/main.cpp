@@ -164,7 +164,9 @@ json::Value result_json(const std::string& status, const std::string& reason) {
   r.set("samples_cuda_ms", json::Array{});
   r.set("peak_mem_mb", nullptr);
   r.set("reserved_mem_mb", nullptr);
-  r.set("nvml_mem_mb", nullptr);  // the parent fills NVML figures from Python where it can
+  // nvml_mem_mb stays null and telemetry empty in C++ rows: NVML telemetry is sampled only by the Python
+  // runners, and the parent (sweep/orchestrate.py) fills in neither.
+  r.set("nvml_mem_mb", nullptr);
   r.set("load_s", nullptr);
   r.set("compile_s", nullptr);
   r.set("outputs_path", nullptr);
