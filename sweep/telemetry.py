@@ -37,12 +37,28 @@ def _nvml() -> Any | None:
         return None
 
 
+def nvml_target(device: str, visible: str | None) -> tuple[str, int | str]:
+    """Which physical GPU a CUDA device index means: NVML ignores CUDA_VISIBLE_DEVICES, CUDA does not.
+
+    ("index", n) or ("uuid", "GPU-...") for NVML; the CUDA order is assumed to be NVML's (PCI bus order).
+    """
+    index = device_index(device)
+    entries = [e.strip() for e in (visible or "").split(",") if e.strip()]
+    if not entries or index >= len(entries):
+        return "index", index
+    entry = entries[index]
+    return ("index", int(entry)) if entry.isdigit() else ("uuid", entry)
+
+
 def _handle(device: str) -> Any | None:
     nv = _nvml()
     if nv is None:
         return None
+    how, which = nvml_target(device, os.environ.get("CUDA_VISIBLE_DEVICES"))
     try:
-        return nv.nvmlDeviceGetHandleByIndex(device_index(device))
+        if how == "uuid":
+            return nv.nvmlDeviceGetHandleByUUID(which)
+        return nv.nvmlDeviceGetHandleByIndex(which)
     except Exception:
         return None
 

@@ -66,3 +66,13 @@ def test_foreign_parquet_is_refused_with_advice(tmp_path: Path) -> None:
 def test_empty_folder_loads_empty_frame(tmp_path: Path) -> None:
     df = store.load(tmp_path / "missing")
     assert len(df) == 0 and list(df.columns) == list(store.COLUMNS)
+
+
+def test_nvml_follows_cuda_visible_devices() -> None:
+    from sweep.telemetry import nvml_target
+
+    assert nvml_target("cuda", None) == ("index", 0)
+    assert nvml_target("cuda:1", "") == ("index", 1)
+    assert nvml_target("cuda", "3,1") == ("index", 3)
+    assert nvml_target("cuda:1", "3,1") == ("index", 1)
+    assert nvml_target("cuda:0", "GPU-8f2e") == ("uuid", "GPU-8f2e")
