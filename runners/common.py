@@ -87,7 +87,7 @@ def flatten_outputs(out: Any) -> list[torch.Tensor]:
             for t in leaves if isinstance(t, (torch.Tensor, bool, int, float))]
 
 
-def _sync(device: str) -> None:
+def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
 
@@ -103,7 +103,7 @@ def bench(fn: Callable[[], Any], device: str, warmup: int, iters: int) -> dict[s
     cuda = device.startswith("cuda")
     for _ in range(warmup):
         fn()
-    _sync(device)
+    sync(device)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     before = telemetry.snapshot(device)

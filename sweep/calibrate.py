@@ -44,22 +44,17 @@ def _ours(fn: Callable[[], Any], device: str, warmup: int, iters: int) -> dict[s
             "ours_cuda_events_ms": statistics.median(cuda) if cuda else None}
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def peak_matmul_tflops(device: str, n: int, dtype: torch.dtype, reps: int = 10) -> float:
     """Achieved TFLOP/s of an n×n×n product on random data (zeros run faster and would flatter the card)."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
-    _sync(device)
+    common.sync(device)
     t0 = time.perf_counter()
     for _ in range(reps):
         a @ b
-    _sync(device)
+    common.sync(device)
     return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e12
 
 
@@ -69,11 +64,11 @@ def copy_gbps(device: str, mbytes: int, reps: int = 10) -> float:
     dst = torch.empty_like(src)
     for _ in range(3):
         dst.copy_(src)
-    _sync(device)
+    common.sync(device)
     t0 = time.perf_counter()
     for _ in range(reps):
         dst.copy_(src)
-    _sync(device)
+    common.sync(device)
     return 2 * src.numel() * 4 * reps / (time.perf_counter() - t0) / 1e9
 
 
@@ -100,7 +95,7 @@ def calibrate(model_name: str, device: str, precision: str = "fp32", warmup: int
         for name, fn in forms.items():
             t0 = time.perf_counter()
             fn()
-            _sync(device)
+            common.sync(device)
             first_call_s = time.perf_counter() - t0
             entry: dict[str, Any] = {"first_call_s": first_call_s, **_ours(fn, device, warmup, iters)}
             entry.update(_independent_median_ms(fn, device, min_run_time))

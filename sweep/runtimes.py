@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sweep.jobs import AMP_DTYPES, COMPILE_MODES, PRECISIONS
+from sweep.jobs import PRECISIONS
 
 NATIVE_BINARY = Path(__file__).resolve().parent.parent / "native" / "build" / "sweep-bench"
 
@@ -84,13 +84,3 @@ RUNTIMES: dict[str, Runtime] = {
                     "(the seed's 'C++ Runtime with TensorRT')",
     ),
 }
-
-AXIS_VALUES: dict[str, tuple[str, ...]] = {
-    "model_precision": PRECISIONS,
-    "amp_dtype": AMP_DTYPES,
-    "compile_mode": COMPILE_MODES,
-}
-
-
-def get(name: str) -> Runtime:
-    return RUNTIMES[name]
