@@ -32,6 +32,18 @@ class Unsupported(Exception):
     """The installed runtime cannot express what the job asks for: the row says so rather than fall back."""
 
 
+def import_torch_tensorrt() -> Any:
+    """torch_tensorrt, or Unavailable saying why and how to install it (the compile step and python-trt)."""
+    from sweep.trt_api import INSTALL_HINT
+
+    try:
+        import torch_tensorrt
+    except Exception as exc:  # ImportError, or OSError for a missing libnvinfer: either way not usable here
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise Unavailable(f"torch_tensorrt cannot be imported ({type(exc).__name__}: {first}); {INSTALL_HINT}") from exc
+    return torch_tensorrt
+
+
 def _die_with_parent() -> None:
     """Ask Linux to kill this runner if the orchestrator dies, so a killed sweep leaves no orphan on the GPU."""
     try:

@@ -107,17 +107,9 @@ def build_torchscript(job: dict[str, Any], out: Path) -> dict[str, Any]:
     return {"graph_dtypes": sorted(found)}
 
 
-def _import_trt() -> Any:
-    try:
-        import torch_tensorrt
-    except Exception as exc:  # ImportError, or OSError for a missing libnvinfer: either way not usable here
-        raise common.Unavailable(f"torch_tensorrt cannot be imported ({type(exc).__name__}: "
-                                 f"{str(exc).splitlines()[0] if str(exc) else ''}); {trt_api.INSTALL_HINT}") from exc
-    return torch_tensorrt
-
-
-def trt_kwargs(job: dict[str, Any], version: str) -> dict[str, Any]:
-    """sweep.trt_api's answer for the installed version, with dtype names turned into torch dtypes."""
+def trt_kwargs(job: dict[str, Any], version: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """sweep.trt_api's answer for the installed version: as dtype names (for the record) and with torch
+    dtypes (for dynamo.compile)."""
     try:
         kwargs = trt_api.trt_compile_kwargs(version, job["model_precision"], tuple(job["enabled_precisions"]))
     except trt_api.TrtUnsupported as exc:
@@ -127,7 +119,7 @@ def trt_kwargs(job: dict[str, Any], version: str) -> dict[str, Any]:
         out["enabled_precisions"] = {common.DTYPES[p] for p in out["enabled_precisions"]}
     if "autocast_low_precision_type" in out:
         out["autocast_low_precision_type"] = common.DTYPES[out["autocast_low_precision_type"]]
-    return out
+    return kwargs, out
 
 
 def layer_precisions(gm: Any) -> dict[str, Any]:
@@ -169,15 +161,14 @@ def _save(torch_tensorrt: Any, gm: Any, path: Path, fmt: str, inputs: list[torch
 
 
 def build_trt(job: dict[str, Any], out: Path) -> dict[str, Any]:
-    torch_tensorrt = _import_trt()
+    torch_tensorrt = common.import_torch_tensorrt()
     version = str(getattr(torch_tensorrt, "__version__", ""))
-    kwargs = trt_kwargs(job, version)
+    api, kwargs = trt_kwargs(job, version)
     if not job["device"].startswith("cuda"):
         raise common.Unsupported(f"TensorRT builds engines for CUDA devices only; the job asks for {job['device']}")
     common.check_device(job["device"])
     model, inputs = prepare(job)
     ep = export(model, inputs, job["model_precision"])
-    api = trt_api.trt_compile_kwargs(version, job["model_precision"], tuple(job["enabled_precisions"]))
     print(f"compile: torch_tensorrt {version} ({trt_api.api_generation(version)} typing): dynamo.compile {api}",
           file=sys.stderr)
     gm = torch_tensorrt.dynamo.compile(ep, inputs=inputs, **kwargs)

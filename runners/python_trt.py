@@ -8,16 +8,11 @@ from typing import Any
 import torch
 
 from runners import common
-from sweep.trt_api import INSTALL_HINT
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
     """Load model.ep (torch_tensorrt registers the engine class it needs) and time it like every runner."""
-    try:
-        import torch_tensorrt
-    except Exception as exc:  # not installed, or its TensorRT libraries are missing
-        raise common.Unavailable(f"torch_tensorrt cannot be imported ({type(exc).__name__}: "
-                                 f"{str(exc).splitlines()[0] if str(exc) else ''}); {INSTALL_HINT}") from exc
+    torch_tensorrt = common.import_torch_tensorrt()
     device = job["device"]
     common.check_device(device)
     artifact = job.get("artifact") or {}

@@ -43,10 +43,9 @@ ARTIFACT_KINDS: dict[str, tuple[str, str]] = {
     "exported-trt": ("trt", "model.ep"),
     "torchscript-trt": ("trt", "model.ts"),
 }
+# the files each compile backend must leave (one TensorRT compile serves python-trt .ep and cpp-trt .ts)
 BACKEND_FILES: dict[str, tuple[str, ...]] = {
-    "aoti": ("model.pt2",),
-    "torchscript": ("model.ts",),
-    "trt": ("model.ep", "model.ts"),  # one TensorRT compile serves python-trt (.ep) and cpp-trt (.ts)
+    backend: tuple(f for b, f in ARTIFACT_KINDS.values() if b == backend) for backend, _ in ARTIFACT_KINDS.values()
 }
 
 
