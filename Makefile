@@ -1,4 +1,4 @@
-# make setup | test | demo | report | native | lint — what CI and a newcomer run.
+# make setup | test | demo | report | native | lint | slurm-up | slurm-down — what CI and a newcomer run.
 # On a GPU machine whose image already has torch, skip the venv: PYTHONPATH=. python3 -m sweep ...
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 RESULTS ?= demo-results
 
-.PHONY: setup test test-fast demo report native lint clean
+.PHONY: setup test test-fast demo report native lint clean slurm-up slurm-down
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,14 @@ native: setup
 lint: setup
 	$(VENV)/bin/ruff check sweep runners tests
 	$(VENV)/bin/mypy sweep runners
+
+# A single-node Slurm 22.05 with accounting (slurmdbd + MariaDB) on this machine, for `--executor slurm` and its
+# tests (root; installs Debian's packages on first use; daemons run without systemd). Idempotent.
+slurm-up:
+	bash scripts/slurm/slurm.sh up
+
+slurm-down:
+	bash scripts/slurm/slurm.sh down
 
 clean:
 	rm -rf native/build artifacts $(RESULTS) .pytest_cache
