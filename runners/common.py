@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_flatten
 
-from sweep import telemetry
+from sweep import atomic, telemetry
 from sweep.models import draw_inputs
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -155,12 +155,6 @@ def save_outputs(out: Any, path: str) -> None:
     torch.save(flatten_outputs(out), path)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, default=str))
-    os.replace(tmp, path)
-
-
 def main(run: Callable[[dict[str, Any]], dict[str, Any]], argv: Sequence[str] | None = None) -> None:
     """Parse --job/--out, run, write result.json. Unavailable/Unsupported become rows; other errors propagate.
 
@@ -182,5 +176,5 @@ def main(run: Callable[[dict[str, Any]], dict[str, Any]], argv: Sequence[str] | 
     except Unsupported as exc:
         result = {"status": "unsupported", "reason": str(exc)}
     result.setdefault("env", env)
-    _write_json(args.out, result)
+    atomic.write_json(args.out, result)
     sys.stdout.flush()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from typing import Any
 import torch
 
 from runners import common
-from sweep import telemetry
+from sweep import atomic, telemetry
 from sweep.models import BUILTINS, count_gflops, load_model
 
 
@@ -119,7 +118,4 @@ def save(report: dict[str, Any], results_dir: Path) -> Path:
     """Stored beside the rows so the report can show the device's ceilings and the model's floor."""
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"calibration-{report['device'].replace(':', '')}-{report['model']}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=1, default=str))
-    tmp.replace(path)
-    return path
+    return atomic.write_json(path, report, indent=1)

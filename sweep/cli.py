@@ -79,12 +79,20 @@ def plan(matrix: MatrixArg,
     if as_json:
         out.print_json(json.dumps([j.to_dict() for j in m.jobs]))
         return
+    columns: dict[str, Callable[[Any], str]] = {
+        "job_key": lambda j: j.key[:12], "runtime": lambda j: j.runtime, "model": lambda j: j.model.label,
+        "precision": lambda j: j.model_precision, "amp": lambda j: j.amp_dtype, "trt": lambda j: j.enabled_label,
+        "mode": lambda j: j.compile_mode, "graphs": lambda j: "on" if j.cuda_graphs else "",
+        "tf32": lambda j: j.tf32, "device": lambda j: j.device, "warmup": lambda j: str(j.warmup),
+        "iters": lambda j: str(j.iters), "processes": lambda j: str(j.processes),
+    }
+    cells = {name: [get(j) for j in m.jobs] for name, get in columns.items()}
+    shown = [name for name, values in cells.items() if any(values)]  # axes no job uses would only take room
     table = Table(title=f"{m.name}: {len(m.jobs)} jobs", title_justify="left")
-    for col in ("#", "job_key", "runtime", "model", "precision", "amp", "trt", "mode", "device", "warmup", "iters"):
+    for col in ("#", *shown):
         table.add_column(col)
-    for i, j in enumerate(m.jobs, 1):
-        table.add_row(str(i), j.key[:12], j.runtime, j.model.label, j.model_precision, j.amp_dtype,
-                      j.enabled_label, j.compile_mode, j.device, str(j.warmup), str(j.iters))
+    for i in range(len(m.jobs)):
+        table.add_row(str(i + 1), *(cells[name][i] for name in shown))
     out.print(table)
 
 
@@ -170,8 +178,8 @@ def report(results: ResultsOpt = Path("results"),
                                               help="With --out: also write a latency PNG beside it.")] = True,
            ) -> None:
     """Render the stored rows as the seed's markdown tables plus extended ones, and any calibrations."""
+    from sweep import atomic, store
     from sweep import report as report_mod
-    from sweep import store
 
     if fmt not in ("md", "myst"):
         raise SweepError(f"--format: unknown value {fmt!r}; allowed: md, myst")
@@ -193,9 +201,7 @@ def report(results: ResultsOpt = Path("results"),
     text = report_mod.render(df, fmt=fmt, plot=plot_rel, calibrations=calibrations)
     if out_file is not None:
         out_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_file.with_name(out_file.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(out_file)
+        atomic.write_text(out_file, text)
     sys.stdout.write(text)
 
 
@@ -288,7 +294,7 @@ def compile_cmd(matrix: MatrixArg,
                 ) -> None:
     """Build the compiled variants a matrix needs and run nothing; what is already built is reused."""
     from sweep import compile as compile_step
-    from sweep.orchestrate import runner_env
+    from sweep.paths import runner_env
 
     m = load_matrix(matrix, runtime)
     planned = compile_step.plan(m.jobs)

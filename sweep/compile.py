@@ -24,8 +24,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sweep import execute, telemetry
+from sweep import atomic, execute, telemetry
 from sweep.jobs import Job, ModelSpec, canonical_key
+from sweep.paths import runner_env
 from sweep.runtimes import RUNTIMES
 from sweep.trt_api import INSTALL_HINT
 
@@ -188,34 +189,6 @@ def trt_missing() -> str:
     return f"{' and '.join(missing)} not installed: TensorRT jobs need torch-tensorrt and TensorRT; {INSTALL_HINT}"
 
 
-def _default_env() -> dict[str, str]:
-    from sweep.orchestrate import runner_env
-
-    return runner_env()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_json_durable(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as fh:
-        json.dump(data, fh, indent=1, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _remove_tree(folder: Path) -> None:
     """Rename out of the way first, then delete: a half-deleted variant must not keep its name."""
     if not folder.exists():
@@ -302,7 +275,7 @@ def ensure(job: Job, artifacts_dir: Path, timeout_s: float, env: dict[str, str] 
             result = VariantResult(key=key, status="unavailable", reason=missing, variant=variant)
             _REMEMBERED[memo_key] = (result, timeout_s)
             return result
-    result = _build(job, variant, kind, artifacts_dir, timeout_s, env if env is not None else _default_env(), t0)
+    result = _build(job, variant, kind, artifacts_dir, timeout_s, env if env is not None else runner_env(), t0)
     if result.status not in ("built", "cached"):
         _REMEMBERED[memo_key] = (result, timeout_s)
     return result
@@ -342,8 +315,7 @@ def _build(job: Job, variant: Variant, kind: str, artifacts_dir: Path, timeout_s
         files = []
         for name in BACKEND_FILES[variant.backend]:
             path = tmp / name
-            with path.open("rb") as fh:
-                os.fsync(fh.fileno())
+            atomic.fsync_file(path)
             files.append({"name": name, "size": path.stat().st_size, "sha256": _sha256(path)})
         compile_s = float(result.get("compile_s") or outcome.wall_s)
         manifest = {
@@ -363,8 +335,7 @@ def _build(job: Job, variant: Variant, kind: str, artifacts_dir: Path, timeout_s
             "log_tail": log_tail[-1000:],
             "facts": result.get("extra") or {},
         }
-        _write_json_durable(tmp / MANIFEST, manifest)
-        _fsync_dir(tmp)
+        atomic.write_json(tmp / MANIFEST, manifest, indent=1)
         try:
             os.rename(tmp, folder)  # atomic; fails if another process put a folder there meanwhile
         except OSError:
@@ -373,7 +344,7 @@ def _build(job: Job, variant: Variant, kind: str, artifacts_dir: Path, timeout_s
                 return VariantResult(key=key, status="failed", seconds=compile_s, spent_s=spent, variant=variant,
                                      reason=f"cannot move the built variant into {folder}")
             return _cached(variant, kind, folder, theirs, "cached", time.perf_counter() - t0)
-        _fsync_dir(artifacts_dir)
+        atomic.fsync_dir(artifacts_dir)
         return _cached(variant, kind, folder, manifest, "built", time.perf_counter() - t0)
     finally:
         if tmp.exists():

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 from sweep import telemetry
-from sweep.runtimes import NATIVE_BINARY, RUNTIMES
+from sweep.runtimes import NATIVE_BINARY, RUNTIMES, uses_tensorrt
 
 Check = tuple[str, bool, str]
 
@@ -76,7 +76,7 @@ def checks(device: str = "cuda") -> list[Check]:
         needs = []
         if spec.runner == "native" and not ok["native binary"]:
             needs.append("native binary")
-        if "trt" in name and not (ok["torch_tensorrt"] and ok["tensorrt"]):
+        if uses_tensorrt(name) and not (ok["torch_tensorrt"] and ok["tensorrt"]):
             needs.append("torch_tensorrt + tensorrt")
         detail = f"needs {', '.join(needs)}" if needs else spec.description
         rows.append((f"runtime {name}", not needs, detail))

@@ -6,8 +6,9 @@ import hashlib
 import inspect
 import itertools
 import json
+import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,18 +17,34 @@ import yaml
 
 from sweep import models
 from sweep.errors import MatrixError
-from sweep.jobs import AMP_DTYPES, COMPILE_MODES, PRECISIONS, TRT_PRECISIONS, Job, ModelSpec, low_precision
+from sweep.jobs import (
+    AMP_DTYPES,
+    COMPILE_MODES,
+    FIDELITY_MEASURES,
+    FIDELITY_PRECISIONS,
+    PRECISIONS,
+    TF32_MODES,
+    TRT_PRECISIONS,
+    FidelitySpec,
+    Job,
+    ModelSpec,
+    low_precision,
+)
 from sweep.runtimes import RUNTIMES
 
-TOP_KEYS = ("name", "description", "model", "device", "measure", "jobs")
-BLOCK_KEYS = ("runtime", "model", "device", "measure", "model_precision", "amp_dtype", "enabled_precisions",
-              "compile_mode", "exclude")
+TOP_KEYS = ("name", "description", "model", "device", "measure", "fidelity", "jobs")
+BLOCK_KEYS = ("runtime", "model", "device", "measure", "fidelity", "model_precision", "amp_dtype",
+              "enabled_precisions", "compile_mode", "cuda_graphs", "tf32", "exclude")
 MODEL_SOURCES = ("name", "factory", "torchscript", "exported")
 MODEL_KEYS = (*MODEL_SOURCES, "input_shape", "input_shapes", "input_range", "options", "checkpoint")
-MEASURE_KEYS = ("warmup", "iters", "timeout_s", "seed")
+MEASURE_KEYS = ("warmup", "iters", "timeout_s", "seed", "processes", "memory_limit_gb")
 MEASURE_DEFAULTS: dict[str, Any] = {"warmup": 10, "iters": 100, "timeout_s": 900, "seed": 0}
-AXES = ("runtime", "device", "model_precision", "amp_dtype", "enabled_precisions", "compile_mode")
-RUNTIME_AXES = ("amp_dtype", "enabled_precisions", "compile_mode")  # apply only to some runtimes
+CUDA_PROCESSES = 3  # default measure.processes on CUDA (one process is one sample); 1 on the CPU
+FIDELITY_KEYS = ("tolerance", "measure", "outputs")
+AXES = ("runtime", "device", "model_precision", "amp_dtype", "enabled_precisions", "compile_mode", "cuda_graphs",
+        "tf32")
+RUNTIME_AXES = ("amp_dtype", "enabled_precisions", "compile_mode", "cuda_graphs", "tf32")  # only some runtimes
+FP32_WEIGHTS = ("fp32", "fp32+fp16", "fp32+bf16")  # the precisions tf32 applies to
 EXCLUDE_VALUES: dict[str, tuple[str, ...]] = {
     "runtime": tuple(RUNTIMES), "model_precision": PRECISIONS, "amp_dtype": AMP_DTYPES, "compile_mode": COMPILE_MODES,
 }
@@ -92,11 +109,61 @@ def _measure(path: Path, where: str, value: Any) -> dict[str, Any]:
             _positive_int(path, f"{where}.{key}", out[key])
     if "seed" in out:
         _positive_int(path, f"{where}.seed", out["seed"], minimum=0)
-    if "timeout_s" in out:
-        t = out["timeout_s"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
-            raise MatrixError(path, f"{where}.timeout_s", f"must be a number > 0, got {t!r}")
+    if "processes" in out:
+        _positive_int(path, f"{where}.processes", out["processes"])
+    for key in ("timeout_s", "memory_limit_gb"):
+        if key in out:
+            t = out[key]
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+                raise MatrixError(path, f"{where}.{key}", f"must be a number > 0, got {t!r}")
     return out
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, also from text: YAML 1.1 reads `1e-3` (no dot) as a string."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value) if isinstance(value, (int, float, str)) else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
+
+
+def _fidelity(path: Path, where: str, value: Any) -> dict[str, Any]:
+    """The keys a `fidelity` mapping sets, checked; a block's keys override the top's (tolerances per precision)."""
+    data = _mapping(path, where, value)
+    _check_keys(path, f"{where}.", data, FIDELITY_KEYS)
+    out: dict[str, Any] = {}
+    if "tolerance" in data:
+        tolerance = _mapping(path, f"{where}.tolerance", data["tolerance"])
+        _check_keys(path, f"{where}.tolerance.", tolerance, FIDELITY_PRECISIONS)
+        out["tolerance"] = {}
+        for precision, raw in tolerance.items():
+            number = _number(raw)
+            if number is None or number <= 0:
+                raise MatrixError(path, f"{where}.tolerance.{precision}",
+                                  f"must be a number > 0 (the largest relative error that passes), got {raw!r}")
+            out["tolerance"][precision] = number
+    if "measure" in data:
+        out["measure"] = _choice(path, f"{where}.measure", data["measure"], FIDELITY_MEASURES)
+    if "outputs" in data:
+        outputs = data["outputs"]
+        if (not isinstance(outputs, list) or not outputs or len(set(map(repr, outputs))) != len(outputs)
+                or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in outputs)):
+            raise MatrixError(path, f"{where}.outputs", f"must be a non-empty list of distinct output indices >= 0 "
+                                                        f"(flattened outputs, from 0), e.g. [3, 4]; got {outputs!r}")
+        out["outputs"] = tuple(outputs)
+    return out
+
+
+def _fidelity_spec(top: dict[str, Any], block: dict[str, Any], model: ModelSpec) -> FidelitySpec:
+    """Block over top; without `outputs`, a built-in model's judged outputs (all outputs for user models)."""
+    tolerance = {**top.get("tolerance", {}), **block.get("tolerance", {})}
+    default_outputs = models.BUILTINS[model.ref].judged_outputs if model.kind == "builtin" else None
+    return FidelitySpec(tolerance=tuple(sorted(tolerance.items())),
+                        measure=block.get("measure", top.get("measure", "elementwise")),
+                        outputs=block.get("outputs", top.get("outputs", default_outputs)))
 
 
 def _shape_list(path: Path, key: str, value: Any, nested: bool) -> list[list[int]]:
@@ -220,6 +287,18 @@ def _choice(path: Path, key: str, value: Any, allowed: tuple[str, ...]) -> str:
     return str(value)
 
 
+def _cuda_graphs(path: Path, key: str, value: Any) -> bool:
+    if isinstance(value, bool):  # YAML 1.1 reads a bare on / off as true / false
+        return value
+    return _choice(path, key, value, ("off", "on")) == "on"
+
+
+def _tf32(path: Path, key: str, value: Any) -> str:
+    if isinstance(value, bool):  # YAML 1.1 reads a bare on / off as true / false
+        return "on" if value else "off"
+    return _choice(path, key, value, TF32_MODES)
+
+
 def _precision_set(path: Path, key: str, value: Any) -> tuple[str, ...]:
     items = value.split("+") if isinstance(value, str) else value
     if not isinstance(items, list) or not items:
@@ -238,6 +317,16 @@ def _enabled_axis(path: Path, key: str, value: Any) -> list[tuple[str, ...]]:
     return [_precision_set(path, key, value)]
 
 
+def _device(path: Path, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not DEVICE_RE.match(value):
+        raise MatrixError(path, key, f"unknown device {value!r}; allowed: cpu, cuda, cuda:N")
+    return value
+
+
+_AXIS_VALUE: dict[str, Callable[[Path, str, Any], Any]] = {"device": _device, "cuda_graphs": _cuda_graphs,
+                                                          "tf32": _tf32}
+
+
 def _exclude_rules(path: Path, where: str, value: Any) -> list[dict[str, list[Any]]]:
     """Each rule maps axis keys to the values it excludes, checked and normalised like the axes themselves:
     a misspelt value would otherwise exclude nothing, silently."""
@@ -249,13 +338,13 @@ def _exclude_rules(path: Path, where: str, value: Any) -> list[dict[str, list[An
         _check_keys(path, f"{key}.", rule, AXES)
         normalised: dict[str, list[Any]] = {}
         for axis, want in rule.items():
+            where_axis = f"{key}.{axis}"
             if axis == "enabled_precisions":
-                normalised[axis] = _enabled_axis(path, f"{key}.{axis}", want)
-            elif axis == "device":
-                normalised[axis] = [_device(path, f"{key}.{axis}", d) for d in _as_axis(path, f"{key}.{axis}", want)]
-            else:
-                normalised[axis] = [_choice(path, f"{key}.{axis}", v, EXCLUDE_VALUES[axis])
-                                    for v in _as_axis(path, f"{key}.{axis}", want)]
+                normalised[axis] = _enabled_axis(path, where_axis, want)
+                continue
+            parse: Callable[[Path, str, Any], Any] = _AXIS_VALUE.get(axis) or (
+                lambda p, k, v, allowed=EXCLUDE_VALUES[axis]: _choice(p, k, v, allowed))
+            normalised[axis] = [parse(path, where_axis, v) for v in _as_axis(path, where_axis, want)]
         out.append(normalised)
     return out
 
@@ -277,6 +366,8 @@ def _expand_block(path: Path, index: int, block: dict[str, Any], top: dict[str, 
     if model is None:
         raise MatrixError(path, "model", "is required (at the top or in every jobs block)")
     measure = {**top["measure"], **(_measure(path, f"{where}.measure", block["measure"]) if "measure" in block else {})}
+    fidelity = _fidelity_spec(top["fidelity"], _fidelity(path, f"{where}.fidelity", block["fidelity"])
+                              if "fidelity" in block else {}, model)
     device_axis = _as_axis(path, f"{where}.device", block.get("device", top["device"]))
     devices = [_device(path, f"{where}.device", d) for d in device_axis]
     for axis in RUNTIME_AXES:
@@ -294,11 +385,16 @@ def _expand_block(path: Path, index: int, block: dict[str, Any], top: dict[str, 
     enabled = _enabled_axis(path, f"{where}.enabled_precisions", block.get("enabled_precisions", ["fp32"]))
     modes = [_choice(path, f"{where}.compile_mode", m, COMPILE_MODES)
              for m in _as_axis(path, f"{where}.compile_mode", block.get("compile_mode", "default"))]
+    graphs = [_cuda_graphs(path, f"{where}.cuda_graphs", g)
+              for g in _as_axis(path, f"{where}.cuda_graphs", block.get("cuda_graphs", False))]
+    tf32s = [_tf32(path, f"{where}.tf32", t) for t in _as_axis(path, f"{where}.tf32", block["tf32"])] \
+        if "tf32" in block else [""]
     rules = _exclude_rules(path, f"{where}.exclude", block["exclude"]) if "exclude" in block else []
-    for rt, device, precision, amp, ep, mode in itertools.product(runtimes, devices, precisions, amps, enabled, modes):
+    for rt, device, precision, amp, ep, mode, graph, tf32 in itertools.product(
+            runtimes, devices, precisions, amps, enabled, modes, graphs, tf32s):
         spec = RUNTIMES[rt]
         values = {"runtime": rt, "device": device, "model_precision": precision, "amp_dtype": amp,
-                  "enabled_precisions": ep, "compile_mode": mode}
+                  "enabled_precisions": ep, "compile_mode": mode, "cuda_graphs": graph, "tf32": tf32}
         if any(_matches(rule, values) for rule in rules):
             continue  # before the checks below: exclude is how a block drops what one runtime can't do
         if precision not in spec.precisions:
@@ -311,6 +407,13 @@ def _expand_block(path: Path, index: int, block: dict[str, Any], top: dict[str, 
                 raise MatrixError(path, f"{where}.enabled_precisions",
                                   f"model_precision {precision} needs {low} among the enabled precisions, got "
                                   f"{'+'.join(ep)}")
+        cuda = device.startswith("cuda")
+        if graph and not cuda:
+            raise MatrixError(path, f"{where}.cuda_graphs",
+                              f"on needs a CUDA device, got device {device}; allowed on {device}: off")
+        if tf32 and not cuda:
+            raise MatrixError(path, f"{where}.tf32", f"applies to CUDA devices only, got device {device}; "
+                                                     f"allowed: on, off with device cuda or cuda:N")
         yield Job(
             runtime=rt,
             model=model,
@@ -319,18 +422,17 @@ def _expand_block(path: Path, index: int, block: dict[str, Any], top: dict[str, 
             amp_dtype=amp if "amp_dtype" in has else "",
             enabled_precisions=ep if "enabled_precisions" in has else (),
             compile_mode=mode if "compile_mode" in has else "",
+            cuda_graphs=graph,
+            tf32=tf32 if precision in FP32_WEIGHTS else "",  # fp16 / bf16 weights: nothing in TF32 to switch
             warmup=measure["warmup"],
             iters=measure["iters"],
             seed=measure["seed"],
             matrix=name,
             timeout_s=float(measure["timeout_s"]),
+            processes=measure.get("processes") or (CUDA_PROCESSES if cuda else 1),
+            memory_limit_gb=float(measure["memory_limit_gb"]) if "memory_limit_gb" in measure else None,
+            fidelity=fidelity,
         )
-
-
-def _device(path: Path, key: str, value: Any) -> str:
-    if not isinstance(value, str) or not DEVICE_RE.match(value):
-        raise MatrixError(path, key, f"unknown device {value!r}; allowed: cpu, cuda, cuda:N")
-    return value
 
 
 def load(path: Path | str) -> Matrix:
@@ -345,6 +447,7 @@ def load(path: Path | str) -> Matrix:
         "model": _model(path, "model", data["model"]) if "model" in data else None,
         "device": _device(path, "device", data.get("device", "cpu")),
         "measure": {**MEASURE_DEFAULTS, **_measure(path, "measure", data.get("measure", {}))},
+        "fidelity": _fidelity(path, "fidelity", data["fidelity"]) if "fidelity" in data else {},
     }
     blocks = data.get("jobs")
     if not isinstance(blocks, list) or not blocks:

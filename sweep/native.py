@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sweep import atomic
 from sweep.errors import SweepError
 from sweep.execute import tail
-from sweep.runtimes import NATIVE_BINARY
+from sweep.runtimes import NATIVE_BINARY, uses_tensorrt
 
 NATIVE_DIR = NATIVE_BINARY.parent.parent
 BUILD_DIR = NATIVE_BINARY.parent
@@ -61,9 +62,7 @@ def read_stamp() -> dict[str, Any] | None:
 
 def _write_stamp(identity: dict[str, str]) -> None:
     path = stamp_path()
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(identity, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic.write_json(path, identity, indent=1, sort_keys=True)
 
 
 def _stamp_matches(stamp: dict[str, Any] | None, identity: dict[str, str]) -> bool:
@@ -179,7 +178,7 @@ def torchtrt_runtime() -> str | None:
 
 def runner_env(runtime: str) -> dict[str, str]:
     """What the binary needs for this runtime: cpp-trt dlopens the Torch-TensorRT runtime it is told about."""
-    if runtime.endswith("-trt"):
+    if uses_tensorrt(runtime):
         lib = torchtrt_runtime()
         if lib:
             return {"SWEEP_TORCHTRT_RUNTIME": lib}

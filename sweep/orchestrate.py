@@ -13,14 +13,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sweep import execute, fidelity, store, telemetry
+from sweep import atomic, execute, fidelity, store, telemetry
 from sweep.errors import SweepError
 from sweep.jobs import Job, canonical_key
 from sweep.matrix import Matrix
-from sweep.runtimes import RUNTIMES
+from sweep.paths import runner_env
+from sweep.runtimes import RUNTIMES, uses_tensorrt
 from sweep.stats import NOISY_CV, summarize
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FAILING = ("failed", "timeout", "compile_failed")
 
 
@@ -61,10 +61,6 @@ class Machine:
         return (job_key, self.device_name, self.torch_version, *trt)
 
 
-def uses_tensorrt(runtime: str) -> bool:
-    return "trt" in (RUNTIMES[runtime].artifact or "") if runtime in RUNTIMES else False
-
-
 @dataclass
 class Summary:
     """What a run did: counts by status and the rows it wrote."""
@@ -81,12 +77,6 @@ class Summary:
 
 
 Event = Callable[[str, Job, dict[str, Any] | None], None]  # ("start" | "done" | "skip", job, row)
-
-
-def runner_env() -> dict[str, str]:
-    """Runners import `sweep` and `runners` from this tree even when the package is not installed."""
-    path = os.environ.get("PYTHONPATH", "")
-    return {"PYTHONPATH": f"{PROJECT_ROOT}{os.pathsep}{path}" if path else str(PROJECT_ROOT)}
 
 
 def job_document(job: Job, outputs_path: Path, artifact: dict[str, Any] | None) -> dict[str, Any]:
@@ -140,7 +130,7 @@ class References:
             facts = {"gflops": outcome.result.get("extra", {}).get("gflops"), "job": doc}
             staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self._ensure_dir()))
             shutil.move(str(tmp_dir / "outputs.pt"), staging / "outputs.pt")
-            (staging / "reference.json").write_text(json.dumps(facts))
+            atomic.write_json(staging / "reference.json", facts)
             try:
                 os.replace(staging, folder)
             except OSError:  # already there (a concurrent sweep): keep theirs

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from sweep.jobs import PRECISIONS
+from sweep.paths import NATIVE_BINARY
 
-NATIVE_BINARY = Path(__file__).resolve().parent.parent / "native" / "build" / "sweep-bench"
+__all__ = ["NATIVE_BINARY", "RUNTIMES", "Runtime", "uses_tensorrt"]
 
 
 @dataclass(frozen=True)
@@ -18,8 +18,10 @@ class Runtime:
     name: str
     runner: str  # python module run as `python -m <runner>`, or "native" for native/build/sweep-bench
     precisions: tuple[str, ...]  # allowed model_precision values
-    axes: tuple[str, ...] = ()  # extra axes that apply: amp_dtype | enabled_precisions | compile_mode
+    # extra axes that apply: amp_dtype | enabled_precisions | compile_mode | cuda_graphs | tf32
+    axes: tuple[str, ...] = ()
     artifact: str | None = None  # compiled variant kind the job needs (sweep.compile), None for none
+    tensorrt: bool = False  # runs TensorRT engines: read uses_tensorrt(), the one answer
     description: str = ""
 
     def command(self) -> list[str]:
@@ -33,7 +35,7 @@ RUNTIMES: dict[str, Runtime] = {
         name="python-eager",
         runner="runners.python_eager",
         precisions=("fp32", "fp16", "bf16"),
-        axes=("amp_dtype",),
+        axes=("amp_dtype", "cuda_graphs", "tf32"),
         description="PyTorch eager, optional autocast (the seed's 'Python Runtime, no TensorRT')",
     ),
     # Compiled runtimes. `artifact` is the kind of file sweep.compile builds for them; runtimes whose kinds
@@ -42,13 +44,14 @@ RUNTIMES: dict[str, Runtime] = {
         name="python-inductor",
         runner="runners.python_inductor",
         precisions=PRECISIONS,
-        axes=("compile_mode",),
+        axes=("compile_mode", "tf32"),
         description="torch.compile (Inductor); mixed precisions under autocast; compile time kept out of samples",
     ),
     "python-aoti": Runtime(
         name="python-aoti",
         runner="runners.python_aoti",
         precisions=PRECISIONS,
+        axes=("cuda_graphs", "tf32"),
         artifact="aoti",
         description="AOTInductor package (torch.export + aoti_compile_and_package), loaded from Python",
     ),
@@ -58,12 +61,14 @@ RUNTIMES: dict[str, Runtime] = {
         precisions=PRECISIONS,
         axes=("enabled_precisions",),
         artifact="exported-trt",
+        tensorrt=True,
         description="torch-tensorrt dynamo compile, run from Python (the seed's 'Python Runtime with TensorRT')",
     ),
     "cpp-torchscript": Runtime(
         name="cpp-torchscript",
         runner="native",
         precisions=PRECISIONS,
+        axes=("cuda_graphs", "tf32"),
         artifact="torchscript",
         description="traced TorchScript run by the C++ binary (libtorch)",
     ),
@@ -71,6 +76,7 @@ RUNTIMES: dict[str, Runtime] = {
         name="cpp-aoti",
         runner="native",
         precisions=PRECISIONS,
+        axes=("cuda_graphs", "tf32"),
         artifact="aoti",
         description="AOTInductor package run by the C++ binary",
     ),
@@ -80,7 +86,15 @@ RUNTIMES: dict[str, Runtime] = {
         precisions=PRECISIONS,
         axes=("enabled_precisions",),
         artifact="torchscript-trt",
+        tensorrt=True,
         description="torch-tensorrt compile saved as TorchScript, run by the C++ binary "
                     "(the seed's 'C++ Runtime with TensorRT')",
     ),
 }
+
+
+def uses_tensorrt(runtime: str) -> bool:
+    """Whether a runtime runs TensorRT engines (so its results also depend on the torch-tensorrt and TensorRT
+    versions, and it needs them installed). Unknown names (rows of a removed runtime) answer False."""
+    spec = RUNTIMES.get(runtime)
+    return spec is not None and spec.tensorrt

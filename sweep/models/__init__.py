@@ -24,6 +24,7 @@ class BuiltinModel:
     input_range: tuple[float, float] = (-1.0, 1.0)
     description: str = ""
     parts: tuple[str, ...] = field(default=())  # submodule names whose parameters `sweep models` counts apart
+    judged_outputs: tuple[int, ...] | None = None  # outputs fidelity judges by default; None: all of them
 
 
 BUILTINS: dict[str, BuiltinModel] = {
@@ -39,6 +40,7 @@ BUILTINS: dict[str, BuiltinModel] = {
         input_range=(0.0, 255.0),
         description="DINO detector (two-stage deformable DETR), ViT-B/16 + ViTDet pyramid, 512x512, 900 queries",
         parts=("backbone", "neck", "head"),
+        judged_outputs=(3, 4),  # the encoder's class logits and box deltas: continuous, before any top-k
     ),
     "dino-vitdet-s": BuiltinModel(
         build=functools.partial(dino.build, "dino-vitdet-s"),
@@ -46,6 +48,7 @@ BUILTINS: dict[str, BuiltinModel] = {
         input_range=(0.0, 255.0),
         description="DINO detector (two-stage deformable DETR), ViT-S/16 + ViTDet pyramid, 512x512, 900 queries",
         parts=("backbone", "neck", "head"),
+        judged_outputs=(3, 4),  # the encoder's class logits and box deltas: continuous, before any top-k
     ),
     "dino-vitdet-tiny": BuiltinModel(
         build=functools.partial(dino.build, "dino-vitdet-tiny"),
@@ -53,6 +56,7 @@ BUILTINS: dict[str, BuiltinModel] = {
         input_range=(0.0, 255.0),
         description="small DINO-ViTDet (tests, CPU demo): 128x128, ViT 64-dim x2, 1+2 layers, 64 queries",
         parts=("backbone", "neck", "head"),
+        judged_outputs=(3, 4),  # the encoder's class logits and box deltas: continuous, before any top-k
     ),
 }
 
