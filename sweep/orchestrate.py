@@ -18,8 +18,8 @@ from sweep.errors import SweepError
 from sweep.jobs import Job, canonical_key
 from sweep.matrix import Matrix
 from sweep.paths import runner_env
+from sweep.rows import make_row
 from sweep.runtimes import RUNTIMES, uses_tensorrt
-from sweep.stats import NOISY_CV, summarize
 
 FAILING = ("failed", "timeout", "compile_failed")
 
@@ -142,77 +142,14 @@ class References:
         return self.cache_dir
 
 
-def make_row(job: Job, outcome: execute.Outcome, *, run_id: str, machine: Machine, started_at: datetime,
-             finished_at: datetime, errors: dict[str, float] | None, gflops: float | None,
-             variant_key: str = "", compile_s: float | None = None) -> dict[str, Any]:
-    """One result row: identity, verdict, raw samples and the statistics derived from them in one place."""
-    result = outcome.result if outcome.status == "ok" else {}
-    samples = [float(x) for x in result.get("samples_ms", [])]
-    cuda_samples = [float(x) for x in result.get("samples_cuda_ms", [])]
-    stats = summarize(samples)
-    cuda_stats = summarize(cuda_samples)
-    cv = stats["cv"]
-    extra = dict(result.get("extra") or {})
-    if errors and errors.get("int_mismatch"):
-        extra["int_mismatch"] = errors["int_mismatch"]
-    runner_compile = result.get("compile_s")
-    return {
-        "job_key": job.key,
-        "run_id": run_id,
-        "matrix": job.matrix,
-        "model": job.model.label,
-        "runtime": job.runtime,
-        "model_precision": job.model_precision,
-        "amp_dtype": job.amp_dtype,
-        "enabled_precisions": job.enabled_label,
-        "compile_mode": job.compile_mode,
-        "input_shapes": json.dumps([list(s) for s in job.model.input_shapes]),
-        "device": job.device,
-        "device_name": machine.device_name,
-        "hostname": machine.hostname,
-        "status": outcome.status,
-        "reason": outcome.reason,
-        "warmup": job.warmup,
-        "iters": job.iters,
-        "seed": job.seed,
-        **{f"latency_ms_{k}": v for k, v in stats.items()},
-        "noisy": bool(cv is not None and cv > NOISY_CV),
-        "samples_ms": samples,
-        "cuda_ms_mean": cuda_stats["mean"],
-        "cuda_ms_p50": cuda_stats["p50"],
-        "samples_cuda_ms": cuda_samples,
-        "peak_mem_mb": result.get("peak_mem_mb"),
-        "reserved_mem_mb": result.get("reserved_mem_mb"),
-        "nvml_mem_mb": result.get("nvml_mem_mb"),
-        "rel_err": errors.get("rel_err") if errors else None,
-        "rel_err_sorted": errors.get("rel_err_sorted") if errors else None,
-        "max_abs_err": errors.get("max_abs_err") if errors else None,
-        "gflops": gflops,
-        "load_s": result.get("load_s"),
-        "compile_s": runner_compile if runner_compile is not None else compile_s,
-        "wall_s": outcome.wall_s,
-        "variant_key": variant_key,
-        "torch_version": machine.torch_version,
-        "torch_tensorrt_version": machine.torch_tensorrt_version,
-        "tensorrt_version": machine.tensorrt_version,
-        "cuda_version": machine.cuda_version,
-        "driver_version": machine.driver_version,
-        "telemetry": json.dumps(result.get("telemetry") or {}),
-        "extra": json.dumps(extra, default=str),
-        "job": json.dumps(job.to_dict()),
-        "started_at": started_at,
-        "finished_at": finished_at,
-    }
-
-
 def done_keys(results_dir: Path) -> set[tuple[str, ...]]:
     """Machine.resume_key of every ok row already stored."""
-    df = store.load(results_dir)
-    ok = df[df["status"] == "ok"]
     keys = set()
-    for row in ok.itertuples():
-        trt = (row.torch_tensorrt_version, row.tensorrt_version) if uses_tensorrt(row.runtime) else ("", "")
-        keys.add((row.job_key, row.device_name, row.torch_version, *trt))
+    for row in store.resume_rows(results_dir):
+        if row["status"] != "ok":
+            continue
+        trt = (row["torch_tensorrt_version"], row["tensorrt_version"]) if uses_tensorrt(row["runtime"]) else ("", "")
+        keys.add((row["job_key"], row["device_name"], row["torch_version"], *trt))
     return keys
 
 

@@ -248,17 +248,28 @@ def clean(df: pd.DataFrame) -> list[Row]:
     frame = df[list(COLUMNS)].copy()
     for name in _TEXT_COLUMNS:
         frame[name] = frame[name].astype(object).where(frame[name].notna(), "").astype(str)
+    # Schema v2 types these as lists; the tables group and print them as the v1 text did.
+    frame["input_shapes"] = [shapes_text(v) for v in frame["input_shapes"]]
+    frame["enabled_precisions"] = ["+".join(v) if _is_list(v) else "" for v in frame["enabled_precisions"]]
     frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True)
     return sorted(frame.to_dict("records"), key=_when)
+
+
+def _is_list(value: object) -> bool:
+    return isinstance(value, (list, tuple)) or hasattr(value, "tolist")
+
+
+def shapes_text(value: object) -> str:
+    """input_shapes as the tables print them: `[[3, 512, 512]]` ("" when unknown)."""
+    if not _is_list(value):
+        return ""
+    return json.dumps([[int(d) for d in shape] for shape in value])  # type: ignore[union-attr]
 
 
 def model_identity(row: Row) -> str:
     """The model part of the job's identity (options, weights, file hashes): two models that share a name
     but not their options are different configurations, never re-runs of one another."""
-    try:
-        return json.dumps(json.loads(row["job"]).get("model"), sort_keys=True)
-    except (TypeError, ValueError, AttributeError):
-        return ""
+    return str(row["model_key"] or "")
 
 
 def latest(rows: Iterable[Row]) -> list[Row]:

@@ -1,86 +1,51 @@
-"""The results dataset: one Parquet schema declared once, durable one-row appends, loading with checks."""
+"""The results dataset: durable one-row Parquet files with page checksums, read back verified and upgraded."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sweep import atomic
 from sweep.errors import ResultsError
-
-SCHEMA_VERSION = 1
-
-_F = pa.float64()
-_S = pa.string()
-_I = pa.int32()
-
-# Every column of a result row, in order. Raw samples are kept; statistics are derived by
-# sweep.stats.summarize when the row is made, never edited by hand.
-SCHEMA = pa.schema(
-    [
-        ("schema_version", _I),
-        ("job_key", _S),
-        ("run_id", _S),
-        ("matrix", _S),
-        ("model", _S),  # builtin name, factory spec or file name
-        ("runtime", _S),
-        ("model_precision", _S),  # fp32 | fp16 | bf16 | fp32+fp16 | fp32+bf16
-        ("amp_dtype", _S),  # fp32 | fp16 | bf16 ("" where not applicable)
-        ("enabled_precisions", _S),  # the seed's label, e.g. "fp32+bf16+fp16"; "" where not applicable
-        ("compile_mode", _S),  # python-inductor only; "" elsewhere
-        ("input_shapes", _S),  # JSON, e.g. "[[3, 512, 512]]"
-        ("device", _S),  # cpu | cuda | cuda:N
-        ("device_name", _S),
-        ("hostname", _S),
-        ("status", _S),  # ok | failed | timeout | unavailable | unsupported | compile_failed
-        ("reason", _S),  # why, when not ok (stderr tail, runner's reason)
-        ("warmup", _I),
-        ("iters", _I),
-        ("seed", _I),
-        ("latency_ms_mean", _F),  # host clock per iteration (around a synchronize on CUDA)
-        ("latency_ms_std", _F),
-        ("latency_ms_p50", _F),
-        ("latency_ms_p90", _F),
-        ("latency_ms_p99", _F),
-        ("latency_ms_min", _F),
-        ("latency_ms_cv", _F),
-        ("noisy", pa.bool_()),  # cv above sweep.stats.NOISY_CV
-        ("samples_ms", pa.list_(_F)),
-        ("cuda_ms_mean", _F),  # CUDA events per iteration (null on CPU)
-        ("cuda_ms_p50", _F),
-        ("samples_cuda_ms", pa.list_(_F)),
-        ("peak_mem_mb", _F),  # CUDA max_memory_allocated; CPU peak RSS of the runner process
-        ("reserved_mem_mb", _F),
-        ("nvml_mem_mb", _F),
-        ("rel_err", _F),  # relative L2 error of the outputs vs the fp32 eager reference
-        ("rel_err_sorted", _F),  # same on each output's sorted values: blind to reordered near-ties (top-k)
-        ("max_abs_err", _F),
-        ("gflops", _F),  # forward FLOPs of the model at these shapes (null when unknown)
-        ("load_s", _F),
-        ("compile_s", _F),  # compile time, kept out of the latency samples
-        ("wall_s", _F),  # the whole job, subprocess start to result
-        ("variant_key", _S),  # compiled artifact the job ran ("" for eager)
-        ("torch_version", _S),
-        ("torch_tensorrt_version", _S),
-        ("tensorrt_version", _S),
-        ("cuda_version", _S),
-        ("driver_version", _S),
-        ("telemetry", _S),  # JSON: NVML clocks, temperature, power before/after the timed loop
-        ("extra", _S),  # JSON: runtime-specific facts
-        ("job", _S),  # JSON: the full job as run, to reproduce it
-        ("started_at", pa.timestamp("us", tz="UTC")),
-        ("finished_at", pa.timestamp("us", tz="UTC")),
-    ],
-    metadata={b"sweep_schema_version": str(SCHEMA_VERSION).encode()},
+from sweep.schema import (
+    COLUMNS,
+    REQUIRED,
+    REQUIRED_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SchemaMismatch,
+    check_columns,
+    file_version,
+    upgrade,
 )
 
-COLUMNS = tuple(SCHEMA.names)
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["COLUMNS", "RESUME_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "BadFile", "append_row", "load", "resume_rows",
+           "row_files"]
+
+# What resume needs to decide that a (job, process) is done on this machine (sweep.orchestrate).
+RESUME_COLUMNS = ("job_key", "process", "status", "device_name", "torch_version", "torch_tensorrt_version",
+                  "tensorrt_version", "runtime")
+LISTED_BAD = 8  # bad files named in the one-line error; the rest are counted
+WHY_CHARS = 120
+
+
+@dataclass(frozen=True)
+class BadFile:
+    """A row file that could not be read, and why (one line)."""
+
+    path: Path
+    why: str
+
+
+# ---------------------------------------------------------------- writing
 
 
 def _table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
@@ -90,68 +55,128 @@ def _table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
         raise ValueError(f"row has columns not in the schema: {sorted(unknown)}")
     data = {name: [row.get(name) for row in rows] for name in COLUMNS}
     data["schema_version"] = [SCHEMA_VERSION] * len(rows)
+    empty = [name for name in REQUIRED if any(v is None for v in data[name])]
+    if empty:
+        raise ValueError(f"row lacks required columns: {empty}")
     return pa.Table.from_pydict(data, schema=SCHEMA)
 
 
 def append_row(results_dir: Path, row: Mapping[str, Any]) -> Path:
-    """Write one row as its own Parquet file, durably, before the sweep moves on.
-
-    Written to a temporary file in the same folder, fsynced, then renamed into place: a reader or a
-    crash sees the whole row or nothing. The folder entry is fsynced too so the rename survives power loss.
-    """
+    """Write one row as its own Parquet file, durably and with page checksums, before the sweep moves on."""
     results_dir.mkdir(parents=True, exist_ok=True)
     table = _table([row])
     stamp = str(row.get("started_at") or "").replace(":", "").replace(" ", "T").replace("+0000", "")
-    final = results_dir / f"row-{row['run_id']}-{stamp[:17]}-{row['job_key'][:16]}.parquet"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=results_dir)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(results_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    final = results_dir / f"row-{row['run_id']}-{stamp[:17]}-{row['job_key'][:16]}-p{row['process']}.parquet"
+    with atomic.atomic_file(final) as fh:  # mode 0666 less the umask, like any file the user writes
+        pq.write_table(table, fh, write_page_checksum=True)
     return final
 
 
-def _read_one(path: Path) -> pa.Table:
-    try:
-        meta = pq.read_schema(path).metadata or {}
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ResultsError(f"{path}: not a readable Parquet file ({exc}); move it out of the results folder") from exc
-    version = meta.get(b"sweep_schema_version")
-    if version is None:
-        raise ResultsError(f"{path}: no sweep_schema_version in its metadata; it was not written by sweep")
-    if version.decode(errors="replace") != str(SCHEMA_VERSION):
-        raise ResultsError(
-            f"{path}: schema_version {version.decode(errors='replace')}, this sweep reads {SCHEMA_VERSION}; "
-            "use the sweep release that wrote it, or keep it in another --results folder"
-        )
-    try:
-        return pq.read_table(path, schema=SCHEMA)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
-        raise ResultsError(f"{path}: its columns do not match schema_version {SCHEMA_VERSION} ({exc}); "
-                           "move it out of the results folder") from exc
+# ---------------------------------------------------------------- reading
 
 
 def row_files(results_dir: Path) -> list[Path]:
     """All row files under the folder (recursively: a results/ tree may hold one folder per machine)."""
     if not results_dir.exists():
         return []
-    return sorted(p for p in results_dir.rglob("*.parquet") if not p.name.startswith(".tmp-"))
+    return sorted(p for p in results_dir.rglob("*.parquet") if not p.name.startswith("."))
 
 
-def load(results_dir: Path) -> pd.DataFrame:
-    """Every row under the folder as one DataFrame with the schema's columns (empty if none)."""
-    files = row_files(results_dir)
-    if not files:
-        return SCHEMA.empty_table().to_pandas()
-    table = pa.concat_tables([_read_one(p) for p in files])
-    return table.to_pandas().sort_values(["started_at", "job_key"], kind="stable").reset_index(drop=True)
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= WHY_CHARS else text[: WHY_CHARS - 1] + "…"
+
+
+def _current(table: pa.Table, version: int, columns: Sequence[str]) -> pa.Table:
+    """A file's table as `columns` of the current schema: upgraded when older, nulls for absent optional columns."""
+    if version != SCHEMA_VERSION:
+        rows = [upgrade(row, version) for row in table.to_pylist()]
+        table = pa.Table.from_pylist(rows, schema=pa.schema([SCHEMA.field(c) for c in SCHEMA.names
+                                                              if any(c in r for r in rows)]))
+    target = pa.schema([SCHEMA.field(c) for c in columns])
+    arrays = [table.column(c) if c in table.column_names else pa.nulls(len(table), SCHEMA.field(c).type)
+              for c in columns]
+    return pa.Table.from_arrays(arrays, names=list(columns)).cast(target)
+
+
+def _read_file(path: Path, columns: Sequence[str]) -> pa.Table:
+    """One file as `columns` of the current schema, checksums verified; SchemaMismatch or a pyarrow error if not."""
+    parquet = pq.ParquetFile(path, page_checksum_verification=True)
+    arrow_schema = parquet.schema_arrow
+    version = file_version(arrow_schema.metadata)
+    check_columns(version, arrow_schema.names)
+    if version == SCHEMA_VERSION or tuple(columns) == RESUME_COLUMNS:
+        # Resume's columns have the same names in every version (v1's process is a constant of its step).
+        wanted = [c for c in arrow_schema.names if c in columns]
+    else:
+        wanted = list(arrow_schema.names)  # an upgrade step may derive a column from others
+    table = parquet.read(columns=wanted)
+    nulls = [c for c in REQUIRED_COLUMNS[version] if c in table.column_names and table.column(c).null_count]
+    if nulls:
+        raise SchemaMismatch(f"required columns {', '.join(nulls)} hold nulls")
+    return _current(table, version, columns)
+
+
+def _read_all(results_dir: Path, columns: Sequence[str]) -> tuple[list[pa.Table], list[BadFile]]:
+    tables: list[pa.Table] = []
+    bad: list[BadFile] = []
+    for path in row_files(results_dir):
+        try:
+            tables.append(_read_file(path, columns))
+        except SchemaMismatch as exc:
+            bad.append(BadFile(path, _one_line(exc)))
+        except Exception as exc:  # noqa: BLE001 — a damaged file may fail anywhere in pyarrow's decoder
+            bad.append(BadFile(path, f"unreadable: {_one_line(exc)}"))
+    return tables, bad
+
+
+def bad_files_error(results_dir: Path, bad: Sequence[BadFile]) -> ResultsError:
+    """One line naming every bad file (the first LISTED_BAD with why, then a count)."""
+
+    def name(path: Path) -> str:
+        try:
+            return str(path.relative_to(results_dir))
+        except ValueError:
+            return str(path)
+
+    listed = "; ".join(f"{name(b.path)} ({b.why})" for b in bad[:LISTED_BAD])
+    more = f"; and {len(bad) - LISTED_BAD} more" if len(bad) > LISTED_BAD else ""
+    files = "file" if len(bad) == 1 else "files"
+    return ResultsError(f"{results_dir}: {len(bad)} unreadable row {files}: {listed}{more}; move them out of the "
+                        "results folder (or render the rest with `sweep report --skip-bad`)")
+
+
+@overload
+def load(results_dir: Path, skip_bad: Literal[False] = False) -> pd.DataFrame: ...
+
+
+@overload
+def load(results_dir: Path, skip_bad: Literal[True]) -> tuple[pd.DataFrame, list[BadFile]]: ...
+
+
+def load(results_dir: Path, skip_bad: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, list[BadFile]]:
+    """Every row under the folder as one DataFrame of the current schema's columns (empty if none).
+
+    Every file is read (checksums verified) and older versions upgraded. Bad files are all collected:
+    one ResultsError names them all, or with skip_bad the good rows come back with the skipped files.
+    """
+    tables, bad = _read_all(results_dir, COLUMNS)
+    if bad and not skip_bad:
+        raise bad_files_error(results_dir, bad)
+    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    df = table.to_pandas()
+    if len(df):
+        df = df.sort_values(["started_at", "job_key", "process"], kind="stable").reset_index(drop=True)
+    return (df, bad) if skip_bad else df
+
+
+def resume_rows(results_dir: Path) -> list[dict[str, Any]]:
+    """RESUME_COLUMNS of every row (v1 rows upgraded: process 0), pyarrow only: no pandas, no torch.
+
+    Only these columns' pages are read and verified; a file damaged elsewhere is found by `load`.
+    Bad files raise one ResultsError naming them all, as `load` does.
+    """
+    tables, bad = _read_all(results_dir, RESUME_COLUMNS)
+    if bad:
+        raise bad_files_error(results_dir, bad)
+    return [row for table in tables for row in table.to_pylist()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,6 @@ def test_cuda_eager_rows_have_events_memory_and_telemetry(write_matrix, cli, tmp
         assert row.latency_ms_p50 >= row.cuda_ms_p50 * 0.95
         assert row.peak_mem_mb > 0 and row.reserved_mem_mb >= row.peak_mem_mb
         assert row.device_name and "unknown" not in row.device_name
-        telemetry = json.loads(row.telemetry)
-        assert telemetry["before"].get("sm_clock_mhz") is not None
+        assert row.telemetry["before"]["sm_clock_mhz"] is not None
     fp32 = df[df["model_precision"] == "fp32"].iloc[0]
     assert fp32["rel_err"] < 1e-2  # TF32 convolutions may be on; fp32 reference has them off

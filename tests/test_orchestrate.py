@@ -12,7 +12,7 @@ from sweep.orchestrate import Machine, Orchestrator, done_keys
 
 def _ok_row(job_key: str, runtime: str, trt: str) -> dict[str, object]:
     now = datetime.now(timezone.utc)
-    return {"job_key": job_key, "run_id": "r", "runtime": runtime, "status": "ok", "device_name": "GPU X",
+    return {"job_key": job_key, "process": 0, "run_id": "r", "runtime": runtime, "status": "ok", "device_name": "GPU X",
             "torch_version": "2.11.0", "torch_tensorrt_version": trt, "tensorrt_version": "10.0",
             "started_at": now, "finished_at": now}
 

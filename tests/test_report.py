@@ -63,9 +63,9 @@ def make_row(runtime: str = "python-eager", *, started: int = 0, **fields: Any) 
         "runtime": runtime,
         "model_precision": "fp32",
         "amp_dtype": "fp32" if runtime == "python-eager" else "",
-        "enabled_precisions": "",
+        "enabled_precisions": [],
         "compile_mode": "",
-        "input_shapes": "[[1, 3, 512, 512]]",
+        "input_shapes": [[1, 3, 512, 512]],
         "device": "cuda",
         "device_name": GPU,
         "hostname": "bench-1",
@@ -87,6 +87,8 @@ def make_row(runtime: str = "python-eager", *, started: int = 0, **fields: Any) 
     }
     mean, std = fields.pop("mean", 10.0), fields.pop("std", 0.1)
     row.update(fields)
+    if isinstance(row["enabled_precisions"], str):  # the seed's label, as the tables print it
+        row["enabled_precisions"] = [p for p in row["enabled_precisions"].split("+") if p]
     if row["status"] == "ok" and "samples_ms" not in row:
         row["samples_ms"] = samples_with(mean, std)
         summary = stats.summarize(row["samples_ms"])
@@ -94,6 +96,7 @@ def make_row(runtime: str = "python-eager", *, started: int = 0, **fields: Any) 
         row["noisy"] = summary["cv"] is not None and summary["cv"] > stats.NOISY_CV
     identity = [row[k] for k in report.CONFIG_COLUMNS] + [row["run_id"], started]
     row["job_key"] = hashlib.sha256(repr(identity).encode()).hexdigest()
+    row.setdefault("process", 0)
     return row
 
 

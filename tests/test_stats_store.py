@@ -33,7 +33,7 @@ def test_summarize_edge_cases() -> None:
 
 def _row(key: str, **extra: object) -> dict[str, object]:
     now = datetime.now(timezone.utc)
-    return {"job_key": key, "run_id": "r1", "matrix": "m", "model": "tiny", "runtime": "python-eager",
+    return {"job_key": key, "process": 0, "run_id": "r1", "matrix": "m", "model": "tiny", "runtime": "python-eager",
             "status": "ok", "samples_ms": [1.0, 2.0], "started_at": now, "finished_at": now, **extra}
 
 
@@ -45,7 +45,7 @@ def test_append_and_load_round_trip(tmp_path: Path) -> None:
     assert df["job_key"].tolist() == ["a" * 20, "b" * 20]
     assert list(df.loc[0, "samples_ms"]) == [1.0, 2.0]
     assert (df["schema_version"] == store.SCHEMA_VERSION).all()
-    assert not list(tmp_path.glob(".tmp-*"))
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_rows_with_unknown_columns_are_refused(tmp_path: Path) -> None:
