@@ -14,6 +14,7 @@ in the graph it produced, and fails rather than cache an fp32 artifact under a m
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import time
@@ -153,11 +154,21 @@ def layer_precisions(gm: Any) -> dict[str, Any]:
     return {"engines": engines}
 
 
-def _save(torch_tensorrt: Any, gm: Any, path: Path, fmt: str, inputs: list[torch.Tensor]) -> None:
+def check_keywords(compile_fn: Any, kwargs: dict[str, Any]) -> None:
+    """Refuse keywords the installed compile() does not take by name: **kwargs would swallow them silently.
+
+    The contract tests check the same against every release's wheel (tests/test_trt_wheels.py); this
+    catches a build that differs from the wheel read (a dev or patch build of a checked minor release).
+    """
     try:
-        torch_tensorrt.save(gm, str(path), output_format=fmt, arg_inputs=inputs)
-    except TypeError:  # releases before arg_inputs took `inputs`
-        torch_tensorrt.save(gm, str(path), output_format=fmt, inputs=inputs)
+        params = inspect.signature(compile_fn).parameters
+    except (TypeError, ValueError):  # a C-implemented or wrapped callable without a signature: trust the table
+        return
+    named = {n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    missing = sorted(set(kwargs) - named)
+    if missing:
+        raise common.Unsupported(f"the installed torch_tensorrt.dynamo.compile takes no {', '.join(missing)} "
+                                 f"(it would ignore them and build a different engine than asked)")
 
 
 def build_trt(job: dict[str, Any], out: Path) -> dict[str, Any]:
@@ -171,12 +182,17 @@ def build_trt(job: dict[str, Any], out: Path) -> dict[str, Any]:
     ep = export(model, inputs, job["model_precision"])
     print(f"compile: torch_tensorrt {version} ({trt_api.api_generation(version)} typing): dynamo.compile {api}",
           file=sys.stderr)
-    gm = torch_tensorrt.dynamo.compile(ep, inputs=inputs, **kwargs)
-    _save(torch_tensorrt, gm, out / "model.ep", "exported_program", inputs)
-    _save(torch_tensorrt, gm, out / "model.ts", "torchscript", inputs)
+    check_keywords(torch_tensorrt.dynamo.compile, {"arg_inputs": inputs, **kwargs})
+    gm = torch_tensorrt.dynamo.compile(ep, arg_inputs=inputs, **kwargs)
+    # retrace is explicit: its default changed (False in 2.9, True from 2.10). False is the exporter that
+    # rewrites the graph without running the engines again. The contract tests read these calls.
+    torch_tensorrt.save(gm, str(out / "model.ep"), output_format="exported_program", arg_inputs=inputs,
+                        retrace=False)
+    torch_tensorrt.save(gm, str(out / "model.ts"), output_format="torchscript", arg_inputs=inputs, retrace=False)
     facts: dict[str, Any] = {
         "torch_tensorrt_version": version,
         "trt_api": trt_api.api_generation(version),
+        "trt_release_checked": trt_api.release_for(version).version,
         "trt_compile_kwargs": api,
         "graph_dtypes": sorted(graph_dtypes(ep)),
     }

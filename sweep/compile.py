@@ -28,7 +28,7 @@ from sweep import atomic, execute, telemetry
 from sweep.jobs import Job, ModelSpec, canonical_key
 from sweep.paths import runner_env
 from sweep.runtimes import RUNTIMES
-from sweep.trt_api import INSTALL_HINT
+from sweep.trt_api import install_hint
 
 FORMAT = 1  # bump when what the compile runner writes changes: every cached variant is rebuilt
 MANIFEST = "manifest.json"
@@ -186,7 +186,7 @@ def trt_missing() -> str:
     missing = [m for m in ("torch_tensorrt", "tensorrt") if importlib.util.find_spec(m) is None]
     if not missing:
         return ""
-    return f"{' and '.join(missing)} not installed: TensorRT jobs need torch-tensorrt and TensorRT; {INSTALL_HINT}"
+    return f"{' and '.join(missing)} not installed: TensorRT jobs need torch-tensorrt and TensorRT; {install_hint()}"
 
 
 def _remove_tree(folder: Path) -> None:

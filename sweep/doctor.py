@@ -6,7 +6,7 @@ import importlib
 import shutil
 import subprocess
 
-from sweep import telemetry
+from sweep import telemetry, trt_api
 from sweep.runtimes import NATIVE_BINARY, RUNTIMES, uses_tensorrt
 
 Check = tuple[str, bool, str]
@@ -45,14 +45,53 @@ def import_problem(module: str) -> str:
     return ""
 
 
-def _trt() -> list[Check]:
+def trt_install(torch_version: str, torch_cuda: str | None) -> dict[str, str]:
+    """What makes each TensorRT runtime work with this torch: packages and versions, from sweep.trt_api's table.
+
+    The table was read from the torch-tensorrt wheels (Requires-Dist, the runtime library's NEEDED entries),
+    so this needs no network. Keys: 'torch_tensorrt', 'tensorrt', 'python-trt', 'cpp-trt'.
+    """
+    release = trt_api.release_for_torch(torch_version)
+    if release is None:
+        msg = (f"no torch-tensorrt release that sweep checks ({trt_api.supported_range()}) installs with torch "
+               f"{torch_version}; use a torch of those releases")
+        return dict.fromkeys(("torch_tensorrt", "tensorrt", "python-trt", "cpp-trt"), msg)
+    minor = ".".join(map(str, release.minor))
+    trt_major = release.tensorrt_major
+    cuda = release.cuda_major
+    package = f"torch-tensorrt=={release.version}"
+    tensorrt = f"{release.tensorrt_package()} (TensorRT {trt_major})"
+    cuda_note = ""
+    if not torch_cuda:
+        cuda_note = f"; this torch is a CPU build: TensorRT needs a CUDA {cuda} build of torch {minor}"
+    elif trt_api.parse_version(torch_cuda)[0] != cuda:
+        cuda_note = (f"; the wheel is built for CUDA {cuda} (libcudart.so.{cuda}), this torch for CUDA {torch_cuda}: "
+                     f"use a CUDA {cuda} torch, or the torch-tensorrt {minor} build for CUDA {torch_cuda}")
+    libs = ", ".join(release.runtime_needs)
+    return {
+        "torch_tensorrt": f"pip install {package} (the release that matches torch {minor}){cuda_note}",
+        "tensorrt": f"{tensorrt}, which pip install {package} brings{cuda_note}",
+        "python-trt": f"pip install {package}: brings {tensorrt}{cuda_note}",
+        "cpp-trt": (f"pip install {package}: the binary dlopens its {release.runtime_lib}, which needs {libs} "
+                    f"(TensorRT {trt_major}: {release.tensorrt_package()}){cuda_note}"),
+    }
+
+
+def _trt(install: dict[str, str]) -> list[Check]:
     versions = telemetry.trt_versions()
     out = []
     for module, key in (("torch_tensorrt", "torch_tensorrt_version"), ("tensorrt", "tensorrt_version")):
         problem = import_problem(module)
         detail = versions.get(key) or ""
-        hint = f"{problem}; install with pip install 'sweep[trt]'"
-        out.append((module, not problem, detail if not problem else hint))
+        out.append((module, not problem, detail if not problem else f"{problem}; {install[module]}"))
+    installed = versions.get("torch_tensorrt_version") or ""
+    if installed:
+        try:
+            release = trt_api.release_for(installed)
+            out.append(("torch-tensorrt API", True, f"{installed}: checked against the {release.version} wheel, "
+                        f"{trt_api.api_generation(installed)} typing"))
+        except trt_api.TrtUnsupported as exc:
+            out.append(("torch-tensorrt API", False, f"{exc.reason}; for this torch: {install['torch_tensorrt']}"))
     return out
 
 
@@ -69,15 +108,18 @@ def native_status() -> Check:
 
 
 def checks(device: str = "cuda") -> list[Check]:
-    base = [_torch(), _cuda(device), _nvml(), *_trt(), native_status()]
+    import torch
+
+    install = trt_install(torch.__version__, torch.version.cuda)
+    base = [_torch(), _cuda(device), _nvml(), *_trt(install), native_status()]
     ok = {name: good for name, good, _ in base}
     rows = list(base)
     for name, spec in RUNTIMES.items():
         needs = []
         if spec.runner == "native" and not ok["native binary"]:
             needs.append("native binary")
-        if uses_tensorrt(name) and not (ok["torch_tensorrt"] and ok["tensorrt"]):
-            needs.append("torch_tensorrt + tensorrt")
+        if uses_tensorrt(name) and not (ok["torch_tensorrt"] and ok["tensorrt"] and ok.get("torch-tensorrt API", True)):
+            needs.append(install.get(name, install["python-trt"]))
         detail = f"needs {', '.join(needs)}" if needs else spec.description
         rows.append((f"runtime {name}", not needs, detail))
     return rows

@@ -179,7 +179,7 @@ def test_tensorrt_jobs_are_unavailable_rows_with_the_install_hint(tmp_path: Path
     summary = Orchestrator(tmp_path / "r", tmp_path / "a").run(m)
     assert summary.counts == {"unavailable": 4} and summary.exit_code == 0
     for row in summary.rows:
-        assert "pip install 'sweep[trt]'" in row["reason"] and "torch_tensorrt" in row["reason"]
+        assert "pip install torch-tensorrt==" in row["reason"] and "torch_tensorrt" in row["reason"]
         assert row["variant_key"]
     assert not (tmp_path / "a").exists() or not any(p.name != "references" for p in (tmp_path / "a").iterdir())
 
@@ -198,7 +198,7 @@ def test_compile_builds_once_then_everything_is_cached(compiled: dict[str, Any])
         assert by_key(first, "torchscript", "tiny", precision)["status"] == "built"
     trt = by_key(first, "trt", "tiny", "fp32+fp16")
     if not HAS_TRT:
-        assert trt["status"] == "unavailable" and "pip install 'sweep[trt]'" in trt["reason"]
+        assert trt["status"] == "unavailable" and "pip install torch-tensorrt==" in trt["reason"]
         assert trt["runtimes"] == ["cpp-trt", "python-trt"]
     bad = by_key(first, "aoti", "export_models:data_dependent", "fp32")
     assert bad["status"] == "failed" and bad["runtimes"] == ["cpp-aoti", "python-aoti"]
@@ -269,7 +269,7 @@ def test_compiled_runtimes_end_to_end(compiled: dict[str, Any], monkeypatch: pyt
     for runtime in ("python-trt", "cpp-trt"):
         row = rows[(runtime, "tiny", "fp32+fp16")]
         if not HAS_TRT:
-            assert row["status"] == "unavailable" and "pip install 'sweep[trt]'" in row["reason"]
+            assert row["status"] == "unavailable" and "pip install torch-tensorrt==" in row["reason"]
     for runtime in ("python-aoti", "cpp-aoti"):
         row = rows[(runtime, "export_models:data_dependent", "fp32")]
         assert row["status"] == "compile_failed" and "data-dependent" in row["reason"]

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from sweep.trt_api import TrtUnsupported, api_generation, parse_version, trt_compile_kwargs
+from sweep.trt_api import (
+    RELEASES,
+    TrtUnsupported,
+    api_generation,
+    parse_version,
+    release_for,
+    release_for_torch,
+    trt_compile_kwargs,
+)
 
 SEED = [  # the seed's python-trt / cpp-trt rows: (model_precision, enabled_precisions)
     ("fp32+fp16", ("fp32", "bf16", "fp16")),
@@ -28,11 +36,43 @@ def test_unreadable_version_is_unsupported() -> None:
 
 
 @pytest.mark.parametrize(("version", "generation"), [
-    ("2.5.1", "weak"), ("2.9.0", "weak"), ("2.10.0", "explicit-default"), ("2.11.0", "explicit-default"),
-    ("2.12.1", "explicit-default"), ("2.13.0", "strong"), ("2.14.0", "strong"), ("3.0.0", "strong"),
+    ("2.9.0", "weak"), ("2.10.0", "explicit-default"), ("2.11.0+cu130", "explicit-default"),
+    ("2.12.0", "explicit-default"), ("2.13.0", "strong"), ("2.14.0", "strong"),
 ])
 def test_generations(version: str, generation: str) -> None:
     assert api_generation(version) == generation
+
+
+@pytest.mark.parametrize(("version", "side"), [("2.5.1", "older"), ("2.8.0", "older"), ("2.15.0", "newer"),
+                                               ("3.0.0", "newer")])
+def test_a_release_outside_the_checked_table_is_unsupported(version: str, side: str) -> None:
+    """Its precision API was never read: refusing beats a silent fp32 engine."""
+    with pytest.raises(TrtUnsupported, match=f"{side} than the releases whose API sweep checks"):
+        trt_compile_kwargs(version, "fp32", ("fp32",))
+
+
+def test_patch_and_local_versions_use_their_minor_release() -> None:
+    assert release_for("2.12.0").version == "2.12.1"
+    assert release_for("2.13.0.dev20260801+cu130").version == "2.13.0"
+
+
+@pytest.mark.parametrize(("torch_version", "trt"), [
+    ("2.9.1", "2.9.0"), ("2.11.0+cu130", "2.11.0"), ("2.12.0", "2.12.1"), ("2.13.0+cpu", "2.13.0"),
+    ("2.14.0", "2.14.0"),
+])
+def test_the_torch_tensorrt_that_installs_with_a_torch(torch_version: str, trt: str) -> None:
+    release = release_for_torch(torch_version)
+    assert release is not None and release.version == trt
+
+
+def test_no_checked_release_for_other_torches() -> None:
+    assert release_for_torch("2.8.0") is None and release_for_torch("2.15.0") is None
+
+
+def test_table_derived_facts() -> None:
+    majors = {r.version: (r.tensorrt_major, r.cuda_major, r.tensorrt_package()) for r in RELEASES}
+    assert majors["2.12.1"] == (10, 13, "tensorrt-cu13<10.17.0,>=10.16.1")
+    assert majors["2.13.0"] == (11, 13, "tensorrt-cu13<11.1.0,>=11.0.0")
 
 
 def test_2_9_weak_typing_passes_enabled_precisions_through() -> None:
@@ -75,7 +115,7 @@ def test_2_13_cannot_mix_bf16_and_fp16(model_precision: str, enabled: tuple[str,
         trt_compile_kwargs("2.13.0", model_precision, enabled)
 
 
-@pytest.mark.parametrize("version", ["2.9.0", "2.11.0", "2.13.0"])
+@pytest.mark.parametrize("version", [r.version for r in RELEASES])
 def test_no_version_ever_drops_a_requested_precision(version: str) -> None:
     """Every answer either names the low precision (enabled set, autocast type, cast weights) or refuses."""
     for model_precision in ("fp32", "fp16", "bf16", "fp32+fp16", "fp32+bf16"):
