@@ -215,7 +215,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     if not out.is_dir():
         raise FileNotFoundError(f"out_dir {out} does not exist")
     if backend != "trt":
-        common.check_device(job["device"])
+        common.setup(job)  # device, and TF32 as the variant asks, before the model is built and compiled
     t0 = time.perf_counter()
     facts = BUILDERS[backend](job, out)
     compile_s = time.perf_counter() - t0

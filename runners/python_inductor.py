@@ -16,9 +16,15 @@ CUDA_GRAPH_WARMUP_CALLS = 2
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
-    """Run a python-inductor job: compile on the first call(s), then warm up and time as every runner does."""
+    """Run a python-inductor job: compile on the first call(s), then warm up and time as every runner does.
+
+    CUDA graphs come from compile_mode reduce-overhead (cudagraph trees), which the row's cuda_graphs
+    reports; the cuda_graphs axis itself does not apply here."""
     device = job["device"]
-    common.check_device(device)
+    if job.get("cuda_graphs"):
+        raise common.Unsupported("python-inductor takes CUDA graphs from compile_mode reduce-overhead; "
+                                 "the cuda_graphs axis does not apply to it")
+    common.setup(job)  # TF32 before compiling: inductor's kernels follow the flags it sees
     precision = job["model_precision"]
     mode = job.get("compile_mode") or "default"
     t0 = time.perf_counter()
@@ -29,10 +35,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     # Mixed precisions run the fp32 model under autocast, as python-eager's amp_dtype does.
     amp = (low_precision(precision) or "") if "+" in precision else ""
     compiled = torch.compile(model, mode=None if mode == "default" else mode)
-
-    def forward() -> Any:
-        with common.autocast(device, amp):
-            return compiled(*inputs)
+    forward = common.make_forward(compiled, inputs, device, amp)
+    graphs = mode == "reduce-overhead" and device.startswith("cuda")
 
     with torch.inference_mode():
         # The first call traces and compiles (minutes for big models): it belongs in compile_s, never in
@@ -40,17 +44,16 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         forward()
         calls = 1
-        if mode == "reduce-overhead" and device.startswith("cuda"):
+        if graphs:
             for _ in range(CUDA_GRAPH_WARMUP_CALLS):
                 forward()
                 calls += 1
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+        common.sync(device)
         compile_s = time.perf_counter() - t0
-        result = common.bench(forward, device, int(job["warmup"]), int(job["iters"]))
-        common.save_outputs(forward(), job["outputs_path"])
+        result = common.measure(job, forward, graphs=False)
+    result["cuda_graphs"] = graphs  # as run: reduce-overhead replays cudagraph trees
     extra = {"compile_mode": mode, "compile_calls": calls, "autocast": amp or None}
-    return {**result, "load_s": load_s, "compile_s": compile_s, "outputs_path": job["outputs_path"], "extra": extra}
+    return {**result, "load_s": load_s, "compile_s": compile_s, "extra": extra}
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     """Load model.ep (torch_tensorrt registers the engine class it needs) and time it like every runner."""
     torch_tensorrt = common.import_torch_tensorrt()
     device = job["device"]
-    common.check_device(device)
+    common.setup(job)
+    if job.get("cuda_graphs"):
+        raise common.Unsupported("the cuda_graphs axis does not apply to python-trt")
     artifact = job.get("artifact") or {}
     if artifact.get("kind") != "exported-trt":
         raise ValueError(f"python-trt needs an artifact of kind 'exported-trt', got {artifact.get('kind')!r}")
@@ -23,14 +25,12 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     model = loaded.module() if hasattr(loaded, "module") else loaded
     inputs = common.to_device(common.make_inputs(job), job["model_precision"], device)
     load_s = time.perf_counter() - t0
-
-    def forward() -> Any:
-        return model(*inputs)  # precision was fixed at compile time (sweep.trt_api); no autocast here
+    # precision was fixed at compile time (sweep.trt_api); no autocast here
+    forward = common.make_forward(model, inputs, device)
 
     with torch.inference_mode():
-        result = common.bench(forward, device, int(job["warmup"]), int(job["iters"]))
-        common.save_outputs(forward(), job["outputs_path"])
-    return {**result, "load_s": load_s, "outputs_path": job["outputs_path"],
+        result = common.measure(job, forward)
+    return {**result, "load_s": load_s,
             "extra": {"artifact": artifact["file"], "torch_tensorrt_version": torch_tensorrt.__version__}}
 
 

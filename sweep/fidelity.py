@@ -1,25 +1,122 @@
-"""Fidelity: each job's outputs against an fp32 eager reference of the same model and inputs."""
+"""Fidelity verdicts, torch-free: the precision a job computes in, its tolerance, and pass / fail / none.
+
+A job's outputs are compared with a true fp32 reference (TF32 off, same device, same seeded inputs) by
+the runner (`runners.fidelity`), which writes result.json's `fidelity` object. This module turns that
+object into a verdict:
+
+- The *compute precision* of a job is the lowest precision it computes in: bf16 < fp16 < tf32 < fp32.
+  fp16 / bf16 weights, mixed fp32+fp16 / fp32+bf16, autocast, and TensorRT's enabled precisions count.
+  TF32 counts on CUDA when the job's tf32 is "on", or "" (PyTorch's default keeps cuDNN convolutions in
+  TF32), and for TensorRT's fp32 (its builder allows TF32 by default).
+- The *tolerance* is the matrix's override for that precision, else DEFAULT_TOLERANCES.
+- The *verdict*: non-finite outputs always fail; no judged figure gives no verdict (with the reason);
+  else pass when the judged error is at most the tolerance.
+
+How the defaults were chosen. The judged figure is the largest relative L2 error (float64) over the
+judged outputs; for the built-in DINO detectors these are the two-stage encoder's class logits and box
+deltas for every token, before any top-k, so rounding moves them a little and never reorders them.
+Correct variants of dino-vitdet-b on an H200 (visit A, torch 2.11; enc logits / enc box deltas) landed at:
+TF32 1.0e-4 / 9.6e-4, fp16 weights 5.1e-4 / 3.1e-3, autocast fp16 3.9e-4 / 1.1e-3, bf16 weights
+3.4e-3 / 2.5e-2, autocast bf16 2.1e-3 / 9.3e-3; fp32 with TF32 off reads 0 against its own reference.
+A broken variant (10 % noise on the encoder's weights) landed at 4.2e-2 / 3.2e-1. On the CPU the tiny
+preset lands lower still (bench/results/fidelity-landing-*.jsonl). Each default sits about 4-7x above the
+worst correct landing of its precision, and the fp16 / bf16 defaults sit at or below half of the broken
+variant's figure (3.2e-1), so a faithful variant passes with margin and that broken one fails:
+fp32 1e-4 (room for reordered reductions in compiled fp32 kernels), tf32 5e-3, fp16 2e-2, bf16 1e-1.
+A matrix overrides them with `fidelity: {tolerance: {fp16: 2e-2, ...}}` (top level or per block); the
+row records the tolerance it was judged against.
+"""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-import torch
+from sweep.runtimes import RUNTIMES
+
+# Lowest first: a job computes in the lowest precision anything in it uses.
+COMPUTE_PRECISIONS = ("bf16", "fp16", "tf32", "fp32")
+DEFAULT_TOLERANCES: dict[str, float] = {"fp32": 1e-4, "tf32": 5e-3, "fp16": 2e-2, "bf16": 1e-1}
+MEASURES = ("elementwise", "sorted")
 
 
-def compare(outputs_path: Path, reference_path: Path) -> dict[str, float]:
-    """Relative L2 error and max abs error over the floating outputs, the share of integer outputs
-    (e.g. class labels) that differ, and `rel_err_sorted`: the relative L2 error between each output's
-    sorted values. A detector's top-k lists reorder when near-tied scores move by rounding, which makes
-    the element-wise error large even for a faithful variant; the sorted error shows whether the values
-    themselves agree.
+def _lowest(precisions: Iterable[str]) -> str:
+    found = [p for p in precisions if p in COMPUTE_PRECISIONS]
+    return min(found, key=COMPUTE_PRECISIONS.index) if found else "fp32"
 
-    Inputs are the contract's seeded draws, so both files hold outputs of the same model on the same
-    data. Outputs of different structure (count or shapes) give an infinite error: a wrong variant
-    must show, never hide.
-    """
+
+def _tensorrt(runtime: str) -> bool:
+    """Does the runtime run TensorRT engines? (the registry's artifact kind says so)"""
+    spec = RUNTIMES.get(runtime)
+    return spec is not None and "trt" in (spec.artifact or "")
+
+
+def compute_precision(runtime: str, device: str, model_precision: str, amp_dtype: str = "",
+                      enabled_precisions: Iterable[str] = (), tf32: str = "") -> str:
+    """The lowest precision a job computes in: bf16 < fp16 < tf32 < fp32 (see the module docstring)."""
+    used = [p for p in model_precision.split("+") if p in ("fp16", "bf16")]
+    if amp_dtype in ("fp16", "bf16"):
+        used.append(amp_dtype)
+    cuda = device.startswith("cuda")
+    enabled = [p for p in enabled_precisions if p in ("fp16", "bf16")]
+    used.extend(enabled)
+    if cuda and model_precision.split("+")[0] == "fp32":
+        if _tensorrt(runtime):
+            used.append("tf32")  # TensorRT's builder allows TF32 for fp32 layers unless told not to
+        elif tf32 != "off":
+            used.append("tf32")  # "on", or PyTorch's default (cuDNN convolutions in TF32)
+    return _lowest(used)
+
+
+def tolerance(precision: str, overrides: Mapping[str, float] | Iterable[tuple[str, float]] | None = None) -> float:
+    """The matrix's tolerance for this compute precision, else the default."""
+    table = dict(overrides.items() if isinstance(overrides, Mapping) else (overrides or ()))
+    if precision in table:
+        return float(table[precision])
+    return DEFAULT_TOLERANCES[precision]
+
+
+def verdict(fidelity: Mapping[str, Any] | None, tol: float, reason: str = "") -> tuple[str | None, str]:
+    """("pass" | "fail" | None, note). None comes with the reason no comparison was possible.
+
+    Non-finite outputs always fail; an infinite error (outputs of another structure) fails; else the judged
+    error must be at most the tolerance."""
+    if fidelity is None:
+        return None, reason or "no fidelity comparison for this row"
+    note = str(fidelity.get("note") or "")
+    if fidelity.get("finite") is False:
+        return "fail", "non-finite outputs (NaN or inf where the reference is finite)"
+    error = fidelity.get("error")
+    if error is None:
+        return None, note or reason or "no judged figure"
+    error = float(error)
+    if math.isnan(error) or error > tol:
+        return "fail", note or f"error {error:.3g} above the tolerance {tol:.3g}"
+    return "pass", note
+
+
+def job_fidelity(job: Any) -> dict[str, Any]:
+    """For a Job: its compute precision, tolerance, and the job.json `fidelity` object (measure, outputs).
+
+    Reads the Job's fields by name, so it works before and after the matrix learns `tf32` and `fidelity`
+    (a FidelitySpec with `tolerances` as (precision, value) pairs, `measure` and `outputs`)."""
+    precision = compute_precision(job.runtime, job.device, job.model_precision, job.amp_dtype,
+                                  job.enabled_precisions, getattr(job, "tf32", ""))
+    spec = getattr(job, "fidelity", None)
+    overrides = getattr(spec, "tolerances", None) or ()
+    measure = getattr(spec, "measure", "") or "elementwise"
+    outputs = getattr(spec, "outputs", None)
+    return {"precision": precision, "tolerance": tolerance(precision, overrides),
+            "spec": {"measure": measure, "outputs": list(outputs) if outputs is not None else None}}
+
+
+def compare(outputs_path: Any, reference_path: Any) -> dict[str, float]:
+    """Transitional (until the orchestrator passes the reference in job.json and reads the runner's
+    `fidelity` object): the old element-wise comparison over all outputs. torch is imported here only,
+    so importing this module stays torch-free."""
+    import torch
+
     out = torch.load(outputs_path, map_location="cpu", weights_only=True)
     ref = torch.load(reference_path, map_location="cpu", weights_only=True)
     if not isinstance(out, (list, tuple)):
@@ -44,6 +141,7 @@ def compare(outputs_path: Path, reference_path: Path) -> dict[str, float]:
         else:
             int_diff += int((o != r).sum())
             int_total += r.numel()
+
     def relative(n: float) -> float:
         return math.sqrt(n / den) if den > 0 else (0.0 if n == 0 else math.inf)
 
@@ -52,11 +150,17 @@ def compare(outputs_path: Path, reference_path: Path) -> dict[str, float]:
 
 
 def reference_job(job_doc: dict[str, Any]) -> dict[str, Any]:
-    """The job.json of the fp32 eager reference for a job: same model, inputs, device and seed."""
+    """The job.json of the fp32 reference for a job: same model, inputs, device and seed; python-eager in
+    true fp32 (tf32 "off"), no graphs, no profiling, nothing to compare with; it counts the model's GFLOPs."""
     return {
         **job_doc,
         "runtime": "python-eager",
-        "reference": True,
+        "count_gflops": True,
+        "reference": None,
+        "fidelity": None,
+        "tf32": "off",
+        "cuda_graphs": False,
+        "profile_kernels": False,
         "model_precision": "fp32",
         "amp_dtype": "fp32",
         "enabled_precisions": [],

@@ -126,6 +126,47 @@ def process_memory_mb(device: str, pid: int | None = None) -> float | None:
     return None
 
 
+def energy_counter_mj(device: str) -> tuple[float | None, str]:
+    """NVML's total-energy counter (mJ since the driver loaded; Volta and newer), or (None, why not).
+
+    Read once before and once after a timed loop: the difference is the energy the GPU drew over it,
+    idle gaps between kernels included, which is what a deployment pays for.
+    """
+    if not device.startswith("cuda"):
+        return None, "no energy counter on the CPU (NVML measures GPUs)"
+    nv = _nvml()
+    if nv is None:
+        return None, "NVML is not available here (pynvml missing or no NVIDIA driver)"
+    handle = _handle(device)
+    if handle is None:
+        return None, f"NVML has no handle for {device}"
+    try:
+        return float(nv.nvmlDeviceGetTotalEnergyConsumption(handle)), ""
+    except Exception as exc:  # NVMLError_NotSupported on pre-Volta GPUs and some virtualised ones
+        return None, f"NVML's total-energy counter is not readable on this GPU ({type(exc).__name__}: {exc})"
+
+
+# Below this the counter's update steps are a visible share of the difference (NVML does not document them).
+SHORT_LOOP_S = 1.0
+
+
+def energy_figures(before: tuple[float | None, str], after: tuple[float | None, str], forwards: int,
+                   seconds: float) -> dict[str, Any]:
+    """energy_mj_per_forward and mean_power_w from two counter readings around `forwards` calls that took
+    `seconds`; null with energy_note saying why where there is no reading."""
+    (start, note_before), (end, note_after) = before, after
+    if start is None or end is None:
+        return {"energy_mj_per_forward": None, "mean_power_w": None, "energy_note": note_before or note_after}
+    delta = end - start
+    if delta <= 0 or forwards <= 0 or seconds <= 0:
+        return {"energy_mj_per_forward": None, "mean_power_w": None,
+                "energy_note": f"the energy counter did not advance over the timed loop ({delta:.0f} mJ "
+                               f"in {seconds:.3f} s)"}
+    note = (f"timed loop lasted {seconds:.2f} s: NVML's counter advances in steps, so this is approximate"
+            if seconds < SHORT_LOOP_S else "")
+    return {"energy_mj_per_forward": delta / forwards, "mean_power_w": delta / 1e3 / seconds, "energy_note": note}
+
+
 def environment(device: str) -> dict[str, Any]:
     """Versions and names that make a result comparable or not; read by runners and the orchestrator."""
     import torch

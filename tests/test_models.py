@@ -15,7 +15,7 @@ from sweep.models.deformable import multi_scale_deformable_attn
 from sweep.models.dino import DinoDetector
 
 NAME = "dino-vitdet-tiny"
-Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+Outputs = tuple[torch.Tensor, ...]  # boxes, scores, labels (, encoder logits, encoder box deltas)
 
 # Exact paths (trace, export) replay the same ATen kernels as eager: outputs match to float rounding.
 EXACT = (1e-5, 1e-5)  # (rtol, atol)
@@ -73,7 +73,7 @@ def assert_same(out: Outputs, ref: Outputs, scores: tuple[float, float], boxes: 
 
 def canonical(out: Outputs) -> Outputs:
     """Detections ordered by (label, x1, y1) instead of score, so near-tie swaps do not matter."""
-    boxes, scores, labels = out
+    boxes, scores, labels = out[:3]
     order = sorted(range(len(labels)), key=lambda i: (int(labels[i]), float(boxes[i, 0]), float(boxes[i, 1])))
     index = torch.tensor(order)
     return boxes[index], scores.sort(descending=True).values, labels[index]
@@ -98,7 +98,7 @@ def continuous_parts(model: DinoDetector, image: torch.Tensor) -> list[torch.Ten
 def assert_low_precision_close(
     out: Outputs, parts: list[torch.Tensor], ref: Outputs, ref_parts: list[torch.Tensor], dtype: torch.dtype
 ) -> None:
-    boxes, scores, labels = out
+    boxes, scores, labels = out[:3]
     assert labels.dtype == torch.int64 and 0 <= int(labels.min()) and int(labels.max()) < 80
     assert bool(torch.isfinite(boxes).all()) and bool(torch.isfinite(scores).all())
     for low, high in zip(parts, ref_parts, strict=True):
@@ -108,7 +108,10 @@ def assert_low_precision_close(
 
 def test_eager_fp32_shapes_and_dtypes(model: DinoDetector, image: torch.Tensor, reference: Outputs) -> None:
     assert list(image.shape) == [3, 128, 128] and 0.0 <= image.min() and image.max() < 255.0
-    boxes, scores, labels = reference
+    boxes, scores, labels, enc_logits, enc_deltas = reference
+    tokens = sum(h * w for h, w in model.config.level_shapes)
+    assert enc_logits.shape == (tokens, 80) and enc_deltas.shape == (tokens, 4)
+    assert bool(torch.isfinite(enc_logits).all()) and bool(torch.isfinite(enc_deltas).all())
     assert boxes.shape == (100, 4) and boxes.dtype == torch.float32
     assert scores.shape == (100,) and scores.dtype == torch.float32
     assert labels.shape == (100,) and labels.dtype == torch.int64
@@ -209,7 +212,7 @@ def test_aot_inductor(model: DinoDetector, image: torch.Tensor, reference: Outpu
     path = torch._inductor.aoti_compile_and_package(program, package_path=str(tmp_path / "dino.pt2"))
     runner = torch._inductor.aoti_load_package(path)
     with torch.no_grad():
-        boxes, scores, labels = runner(image)
+        boxes, scores, labels, *_ = runner(image)
         assert_same(canonical((boxes, scores, labels)), canonical(reference), COMPILED_SCORES, COMPILED_BOXES)
 
 
@@ -237,7 +240,7 @@ def test_options_change_sizes() -> None:
     )
     (x,) = draw_inputs(spec.input_shapes(image_size=[64, 96]), *spec.input_range)
     with torch.no_grad():
-        boxes, scores, labels = module(x)
+        boxes, scores, labels, *_ = module(x)
     assert boxes.shape == (100, 4) and scores.shape == (100,) and labels.shape == (100,)
     with pytest.raises(TypeError, match="unknown option"):
         spec.build(imagesize=64)
