@@ -33,7 +33,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sweep.runtimes import RUNTIMES
+from sweep.runtimes import uses_tensorrt
 
 # Lowest first: a job computes in the lowest precision anything in it uses.
 COMPUTE_PRECISIONS = ("bf16", "fp16", "tf32", "fp32")
@@ -46,12 +46,6 @@ def _lowest(precisions: Iterable[str]) -> str:
     return min(found, key=COMPUTE_PRECISIONS.index) if found else "fp32"
 
 
-def _tensorrt(runtime: str) -> bool:
-    """Does the runtime run TensorRT engines? (the registry's artifact kind says so)"""
-    spec = RUNTIMES.get(runtime)
-    return spec is not None and "trt" in (spec.artifact or "")
-
-
 def compute_precision(runtime: str, device: str, model_precision: str, amp_dtype: str = "",
                       enabled_precisions: Iterable[str] = (), tf32: str = "") -> str:
     """The lowest precision a job computes in: bf16 < fp16 < tf32 < fp32 (see the module docstring)."""
@@ -62,7 +56,7 @@ def compute_precision(runtime: str, device: str, model_precision: str, amp_dtype
     enabled = [p for p in enabled_precisions if p in ("fp16", "bf16")]
     used.extend(enabled)
     if cuda and model_precision.split("+")[0] == "fp32":
-        if _tensorrt(runtime):
+        if uses_tensorrt(runtime):
             used.append("tf32")  # TensorRT's builder allows TF32 for fp32 layers unless told not to
         elif tf32 != "off":
             used.append("tf32")  # "on", or PyTorch's default (cuDNN convolutions in TF32)
@@ -99,12 +93,11 @@ def verdict(fidelity: Mapping[str, Any] | None, tol: float, reason: str = "") ->
 def job_fidelity(job: Any) -> dict[str, Any]:
     """For a Job: its compute precision, tolerance, and the job.json `fidelity` object (measure, outputs).
 
-    Reads the Job's fields by name, so it works before and after the matrix learns `tf32` and `fidelity`
-    (a FidelitySpec with `tolerances` as (precision, value) pairs, `measure` and `outputs`)."""
+    `job.fidelity` is a FidelitySpec (tolerance as sorted (precision, value) pairs, measure, outputs) or None."""
     precision = compute_precision(job.runtime, job.device, job.model_precision, job.amp_dtype,
-                                  job.enabled_precisions, getattr(job, "tf32", ""))
+                                  job.enabled_precisions, job.tf32)
     spec = getattr(job, "fidelity", None)
-    overrides = getattr(spec, "tolerances", None) or ()
+    overrides = getattr(spec, "tolerance", None) or ()
     measure = getattr(spec, "measure", "") or "elementwise"
     outputs = getattr(spec, "outputs", None)
     return {"precision": precision, "tolerance": tolerance(precision, overrides),
