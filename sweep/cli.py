@@ -176,14 +176,20 @@ def report(results: ResultsOpt = Path("results"),
            fmt: Annotated[str, typer.Option("--format", help="md or myst (the seed's {table} directives).")] = "md",
            plot: Annotated[bool, typer.Option("--plot/--no-plot",
                                               help="With --out: also write a latency PNG beside it.")] = True,
+           skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Render the readable row files and list the "
+                                                  "unreadable ones, instead of refusing.")] = False,
            ) -> None:
-    """Render the stored rows as the seed's markdown tables plus extended ones, and any calibrations."""
+    """Render the stored rows: the answers, the seed's markdown tables, every runtime in full, calibrations."""
     from sweep import atomic, store
     from sweep import report as report_mod
 
     if fmt not in ("md", "myst"):
         raise SweepError(f"--format: unknown value {fmt!r}; allowed: md, myst")
-    df = store.load(results)
+    if skip_bad:
+        df, bad_files = store.load(results, skip_bad=True)
+        skipped = [(str(b.path), b.why) for b in bad_files]
+    else:
+        df, skipped = store.load(results), []
     calibrations: list[dict[str, Any]] = []
     for path in sorted(results.rglob("calibration-*.json")) if results.is_dir() else []:
         try:
@@ -198,11 +204,43 @@ def report(results: ResultsOpt = Path("results"),
         png = out_file.with_suffix(".png")
         if report_mod.plot_latency(df, png) is not None:
             plot_rel = png.name
-    text = report_mod.render(df, fmt=fmt, plot=plot_rel, calibrations=calibrations)
+    text = report_mod.render(df, fmt=fmt, plot=plot_rel, calibrations=calibrations, skipped=skipped)
     if out_file is not None:
         out_file.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(out_file, text)
     sys.stdout.write(text)
+    for bad, why in skipped:
+        err.print(f"skipped {bad}: {why}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def compare(base: Annotated[Path, typer.Argument(help="Results folder to compare against.", show_default=False)],
+            new: Annotated[Path, typer.Argument(help="Results folder with the new rows.", show_default=False)],
+            as_json: Annotated[bool, typer.Option("--json", help="JSON list on stdout.")] = False,
+            fail_above: Annotated[float | None, typer.Option(
+                "--fail-above", metavar="PCT", min=0.0,
+                help="Exit 1 when any job is significantly slower by more than PCT %.")] = None,
+            ) -> None:
+    """Compare two result sets job by job: base p50, new p50, ratio and whether the change beats the noise."""
+    from sweep import compare as compare_mod
+    from sweep import store
+
+    for name, folder in (("BASE", base), ("NEW", new)):
+        if not folder.is_dir():
+            raise SweepError(f"{name}: {folder} is not a results folder")
+    comparisons = compare_mod.compare(store.load(base), store.load(new))
+    if as_json:
+        sys.stdout.write(json.dumps(compare_mod.to_json(comparisons), indent=1) + "\n")
+    else:
+        sys.stdout.write(compare_mod.render_text(comparisons, str(base), str(new)))
+    if fail_above is not None:
+        slower = [c for c in comparisons if c.slower_by_more_than(fail_above)]
+        for c in slower:
+            err.print(f"slower by {((c.ratio or 1) - 1) * 100:.1f} % (> {fail_above:g} %): {c.job_key} "
+                      f"{compare_mod.variant_label(c.any_side.row)}", markup=False, highlight=False, soft_wrap=True)
+        if slower:
+            raise typer.Exit(1)
 
 
 @app.command()

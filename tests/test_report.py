@@ -1,12 +1,11 @@
-"""report.py: the seed's tables reproduced byte for byte from real Parquet rows, and everything around them."""
+"""The report package: the seed's tables byte for byte from real Parquet rows, the answers, and all around them."""
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +13,12 @@ import pandas as pd
 import pytest
 
 from sweep import report, stats, store
+from tests.rowkit import GPU, T0, file_rows, make_row, processes, write_rows
 
 DATA = Path(__file__).parent / "data"
 SEED_COPY = DATA / "seed_tables.md"
 SEED_DOC = Path(__file__).parents[2] / "shared" / "seed" / "benchmarks-and-results.md"
 MARKER = "<!-- seed-table -->\n"
-T0 = datetime(2024, 10, 31, 10, 43, 31, tzinfo=timezone.utc)
-GPU = "NVIDIA GeForce RTX 4060 Ti"
 
 # The seed's figures, in the seed's order: (model precision, amp / enabled precisions, mean, std, peak MB).
 # Peak memory is not in the seed's tables, only in its sentences (~1GB; ~500MB except fp32+fp32 ~770MB).
@@ -45,67 +43,9 @@ SEED_ROWS: dict[str, list[tuple[str, str, float, float, float]]] = {
 }
 
 
-def samples_with(mean: float, std: float, n: int = 100, seed: int = 0) -> list[float]:
-    """Samples whose sample mean and std (n-1) are exactly the seed's figures, up to rounding."""
-    rng = random.Random(seed)
-    z = [rng.gauss(0.0, 1.0) for _ in range(n)]
-    s = stats.summarize(z)
-    assert s["mean"] is not None and s["std"] is not None
-    return [mean + std * (x - s["mean"]) / s["std"] for x in z]
-
-
-def make_row(runtime: str = "python-eager", *, started: int = 0, **fields: Any) -> dict[str, Any]:
-    """A complete result row as the orchestrator would write it; `fields` override anything."""
-    row: dict[str, Any] = {
-        "run_id": "run-a",
-        "matrix": "rtx4060ti",
-        "model": "detector",
-        "runtime": runtime,
-        "model_precision": "fp32",
-        "amp_dtype": "fp32" if runtime == "python-eager" else "",
-        "enabled_precisions": [],
-        "compile_mode": "",
-        "input_shapes": [[1, 3, 512, 512]],
-        "device": "cuda",
-        "device_name": GPU,
-        "hostname": "bench-1",
-        "status": "ok",
-        "reason": "",
-        "warmup": 10,
-        "iters": 100,
-        "seed": 0,
-        "peak_mem_mb": 500.0,
-        "gflops": 30.0,
-        "rel_err": 1.234e-4,
-        "torch_version": "2.5.1",
-        "torch_tensorrt_version": "2.5.0",
-        "tensorrt_version": "10.3.0",
-        "cuda_version": "12.4",
-        "driver_version": "550.120",
-        "started_at": T0 + timedelta(minutes=started),
-        "finished_at": T0 + timedelta(minutes=started, seconds=30),
-    }
-    mean, std = fields.pop("mean", 10.0), fields.pop("std", 0.1)
-    row.update(fields)
-    if isinstance(row["enabled_precisions"], str):  # the seed's label, as the tables print it
-        row["enabled_precisions"] = [p for p in row["enabled_precisions"].split("+") if p]
-    if row["status"] == "ok" and "samples_ms" not in row:
-        row["samples_ms"] = samples_with(mean, std)
-        summary = stats.summarize(row["samples_ms"])
-        row.update({f"latency_ms_{k}": v for k, v in summary.items()})
-        row["noisy"] = summary["cv"] is not None and summary["cv"] > stats.NOISY_CV
-    identity = [row[k] for k in report.CONFIG_COLUMNS] + [row["run_id"], started]
-    row["job_key"] = hashlib.sha256(repr(identity).encode()).hexdigest()
-    row.setdefault("process", 0)
-    return row
-
-
 def load_rows(tmp_path: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Through the real store: one Parquet file per row, then load() of the folder."""
-    folder = tmp_path / "results"
-    for row in rows:
-        store.append_row(folder, row)
-    return store.load(folder)
+    return write_rows(tmp_path / "results", rows)
 
 
 def seed_rows(order: list[int] | None = None) -> list[dict[str, Any]]:
@@ -154,7 +94,6 @@ def test_seed_copy_matches_seed_document() -> None:
 
 def test_golden_seed_tables_verbatim(tmp_path: Path) -> None:
     df = load_rows(tmp_path, seed_rows())
-    assert list(df.columns) == list(store.COLUMNS)
     out = report.render(df, fmt="myst")
     for block in seed_blocks():
         assert block in out, f"not rendered verbatim:\n{block}\n--- got ---\n{out}"
@@ -181,7 +120,7 @@ def test_header_names_machine_matrix_runs_and_dates(tmp_path: Path) -> None:
     rows = seed_rows()
     rows[-1] = dict(rows[-1], run_id="run-b", started_at=T0 + timedelta(days=2))
     out = report.render(load_rows(tmp_path, rows))
-    head = out.split("## ", 1)[0]
+    head = out.split("Measured on:", 1)[1].split("## ", 1)[0]
     assert GPU in head and "torch 2.5.1" in head and "torch-tensorrt 2.5.0" in head and "TensorRT 10.3.0" in head
     assert "`rtx4060ti`" in head and "`run-a`, `run-b`" in head and "2024-10-31 to 2024-11-02" in head
 
@@ -193,6 +132,13 @@ def table_lines(out: str, needle: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith("|") and needle in line]
 
 
+def footnote(out: str, text: str) -> str:
+    """`[^n]` of the footnote whose text starts with `text`."""
+    number = next(m.group(1) for m in re.finditer(r"^\[\^(\d+)\]: (.*)$", out, flags=re.M)
+                  if m.group(2).startswith(text))
+    return f"[^{number}]"
+
+
 def test_not_ok_rows_show_status_and_footnote_never_a_number(tmp_path: Path) -> None:
     reason = "torch_tensorrt is not installed | pip install 'sweep[trt]'\n  (NVIDIA index unreachable)"
     rows = seed_rows()[:3] + [
@@ -201,15 +147,17 @@ def test_not_ok_rows_show_status_and_footnote_never_a_number(tmp_path: Path) -> 
         make_row("python-inductor", started=7, status="timeout", reason="x" * 500, compile_mode="max-autotune"),
     ]
     out = report.render(load_rows(tmp_path, rows), fmt="myst")
-    cells = table_lines(out, "unavailable[^1]")
+    trt = footnote(out, "torch_tensorrt is not installed")
+    cells = table_lines(out, f"unavailable{trt}")
     assert len(cells) == 4  # the two seed tables and the two extended tables, one shared footnote
     assert all(not re.search(r"\d\.\d", line) for line in cells)
-    assert "| fp32              | fp32                   | unavailable[^1] |" in out
-    note = "[^1]: torch_tensorrt is not installed \\| pip install 'sweep[trt]' (NVIDIA index unreachable)"
+    assert f"| fp32              | fp32                   | unavailable{trt} |" in out
+    note = f"{trt}: torch_tensorrt is not installed \\| pip install 'sweep[trt]' (NVIDIA index unreachable)"
     assert note in out.splitlines()
-    assert len(table_lines(out, "timeout[^2]")) == 1
-    long_note = next(line for line in out.splitlines() if line.startswith("[^2]: "))
-    assert "…" in long_note and len(long_note) <= len("[^2]: ") + report.REASON_CHARS
+    slow = footnote(out, "xxx")
+    assert len(table_lines(out, f"timeout{slow}")) == 1
+    long_note = next(line for line in out.splitlines() if line.startswith(f"{slow}: "))
+    assert "…" in long_note and len(long_note) <= len(f"{slow}: ") + report.REASON_CHARS
     assert out.rstrip().endswith(long_note)  # footnotes close the document
     assert "Max memory usage" not in out.split("**Python Runtime, with TensorRT**")[1].split("```\n")[1]
 
@@ -224,7 +172,7 @@ def test_reruns_use_latest_ok_row_else_latest(tmp_path: Path) -> None:
     ]
     out = report.render(load_rows(tmp_path, rows), fmt="md")
     assert "40.000 ± 0.100" in out and "50.000" not in out and "segfault" not in out
-    assert "timeout[^1]" in out and "second failure" in out and "first failure" not in out
+    assert f"timeout{footnote(out, 'second failure')}" in out and "first failure" not in out
 
 
 # ---------------------------------------------------------------- extended tables and figures
@@ -316,7 +264,7 @@ def test_plot_link_and_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     df = load_rows(tmp_path, seed_rows() + [make_row("cpp-trt", started=30, status="failed", reason="boom")])
     out = report.render(df, plot="latency.png")
-    assert "![Latency p50 per configuration, whiskers to p90](latency.png)" in out
+    assert f"![{report.plot.CAPTION}](latency.png)" in out
     assert not (tmp_path / "latency.png").exists()  # render writes nothing
     png = report.plot_latency(df, tmp_path / "plots" / "latency.png")
     assert png == tmp_path / "plots" / "latency.png"
@@ -344,8 +292,10 @@ def test_bad_format_and_missing_columns(tmp_path: Path) -> None:
     df = load_rows(tmp_path, [make_row()])
     with pytest.raises(report.SweepError, match="md, myst"):
         report.render(df, fmt="html")
-    with pytest.raises(ValueError, match="peak_mem_mb"):
-        report.render(df.drop(columns=["peak_mem_mb"]))
+    with pytest.raises(ValueError, match="status"):
+        report.render(df.drop(columns=["status"]))
+    # optional columns an older row file lacks render as missing figures
+    assert "| —" in report.render(df.drop(columns=["peak_mem_mb"]))
 
 
 def test_two_machines_get_their_own_sections_and_unique_names(tmp_path: Path) -> None:
@@ -422,7 +372,7 @@ def test_sorted_error_column_beside_rel_err(tmp_path: Path) -> None:
     assert column_cell(out, "cpp-aoti", "rel_err (sorted)") == "—"  # not ok: no figure
     extended = out.split("## All runtimes")[1]
     sentence = extended.split("\n\n")[1]
-    assert sentence.startswith("rel_err is the relative L2 error") and "fp32 eager reference" in sentence
+    assert "rel_err is the element-wise relative L2 error" in sentence and "fp32 eager reference" in sentence
     assert "sorted values" in sentence and "near-ties" in sentence and "\n" not in sentence
     assert "× floor" not in out  # no calibration, no floor column
 
@@ -496,8 +446,7 @@ def test_cli_report_reads_calibrations(tmp_path: Path, cli: Any) -> None:
     from sweep.cli import app
 
     folder = tmp_path / "results"
-    for row in seed_rows():
-        store.append_row(folder / "rtx", row)
+    file_rows(folder / "rtx", seed_rows())
     (folder / "rtx" / "calibration-cuda-detector.json").write_text(json.dumps(calibration()))
     res = cli.invoke(app, ["report", "--results", str(folder)])
     assert res.exit_code == 0, res.output
@@ -510,3 +459,157 @@ def test_cli_report_reads_calibrations(tmp_path: Path, cli: Any) -> None:
     bad.write_text("[1, 2]")
     res = cli.invoke(app, ["report", "--results", str(folder)])
     assert res.exit_code == 2 and str(bad) in res.output
+
+
+# ---------------------------------------------------------------- processes, answers, fidelity (issues 9, 10, 11, 15)
+
+
+def eager(p50s: list[float], precision: str = "fp32", **fields: Any) -> list[dict[str, Any]]:
+    fields.setdefault("fidelity", "pass")
+    return processes(len(p50s), p50s, model_precision=precision, amp_dtype="fp32", **fields)
+
+
+def answers_of(out: str) -> str:
+    return out.split("## Answers\n", 1)[1].split("Measured on:", 1)[0]
+
+
+def test_seed_cell_is_mean_std_over_all_samples_of_all_processes(tmp_path: Path) -> None:
+    rows = eager([10.0, 10.5, 11.0])
+    out = report.render(load_rows(tmp_path, rows))
+    pooled = stats.summarize([x for r in rows for x in r["samples_ms"]])
+    assert report.fmt_mean_std(pooled["mean"], pooled["std"]) in table_lines(out.split("## All runtimes")[0], "fp32")[0]
+    line = table_lines(out.split("## All runtimes")[1], "detector")[0]
+    assert "|   10.500 |" in line and "10.000–11.000" in line  # p50: median of the process p50s; their range
+    assert column_cell(out, "python-eager", "processes") == "3"
+    assert column_cell(out, "python-eager", "CV between (%)") == "4.8"
+
+
+def test_answers_first_fastest_passing_with_speedup(tmp_path: Path) -> None:
+    rows = (
+        eager([18.0, 18.3, 18.1], kernel_busy_ms=16.8, energy_mj_per_forward=7200.0, mean_power_w=400.0)
+        + eager([15.8, 16.0, 17.1], "fp16", started=10, kernel_busy_ms=5.74)
+        + eager([5.95, 5.96, 5.94], "fp16", cuda_graphs=True, started=20, energy_mj_per_forward=1800.0,
+                mean_power_w=300.0)
+        + eager([5.0, 5.1, 5.05], "bf16", cuda_graphs=True, fidelity="fail", started=30)
+    )
+    out = report.render(load_rows(tmp_path, rows))
+    assert out.startswith("# Benchmark results\n\n## Answers\n")
+    answer = answers_of(out)
+    assert "Fastest that passes fidelity: **python-eager · fp16 · CUDA graphs** at p50 5.950 ms" in answer
+    assert "median of 3 processes, range 5.940–5.960 ms" in answer
+    assert "Runner-up: **python-eager · fp16** at p50 16.000 ms" in answer
+    assert "**3.04×** (3.02–3.08× between the extremes of the process p50s; significant by Student t" in answer
+    assert "same machine and sweep" in answer
+    assert "Its cost: 1800 mJ per inference, 300 W mean power." in answer
+    assert "Faster but failing fidelity: **python-eager · bf16 · CUDA graphs**" in answer
+    assert "python-eager · fp16: 16.000 → 5.950 ms, 2.69× faster" in answer
+    # the seed-format summary marks the failing row beside its latency, and has a fidelity column
+    seed = out.split("**Python Runtime, no TensorRT**")[1].split("## ")[0]
+    assert re.search(r"\| bf16 .*\d ± \d\.\d{3} \(fails fidelity\) \| fail ", seed)
+    # GPU busy = kernel busy / p50; launch-bound below half
+    assert column_cell(out, "python-eager", "GPU busy (%)", "| fp16              | fp32      | off") == (
+        "36 launch-bound"
+    )
+    assert column_cell(out, "python-eager", "GPU busy (%)", "| fp32              | fp32      | off") == "93"
+    assert column_cell(out, "python-eager", "mJ/inference", "| fp32              | fp32      | off") == "7200"
+
+
+def test_two_fastest_within_their_spread_are_tied(tmp_path: Path) -> None:
+    rows = (
+        eager([18.0, 18.3, 18.1])
+        + eager([5.94, 5.95, 5.96], "fp16", cuda_graphs=True, started=10)
+        + processes(3, [5.9, 6.0, 6.1], runtime="python-inductor", amp_dtype="", model_precision="fp16",
+                    compile_mode="reduce-overhead", fidelity="pass", compile_s=160.0, started=20)
+    )
+    answer = answers_of(report.render(load_rows(tmp_path, rows)))
+    assert "Fastest that passes fidelity: **tied**, **python-eager · fp16 · CUDA graphs**" in answer
+    assert "and **python-inductor · fp16 · reduce-overhead** at p50 6.000 ms" in answer
+    assert "neither is faster here" in answer and "Runner-up" not in answer
+
+
+def test_rows_without_a_verdict_say_why_and_are_never_called_correct(tmp_path: Path) -> None:
+    note = "C++ outputs not compared: no reference for this device"
+    rows = [
+        make_row("cpp-aoti", amp_dtype="", mean=4.0, fidelity=None, fidelity_note=note,
+                 profile_note="not measured for C++ runtimes", energy_note="no NVML energy counter"),
+        make_row(mean=9.0, started=1),
+    ]
+    out = report.render(load_rows(tmp_path, rows))
+    answer = answers_of(out)
+    assert "No variant passes fidelity (2 variants without a verdict" in answer
+    assert "**correctness not established**: **cpp-aoti · fp32** at p50" in answer
+    assert "1 process: the spread between processes was not measured" in answer
+    assert "within the samples by Mann-Whitney U" in answer and "cannot see the noise between processes" in answer
+    mark = footnote(out, note)
+    assert column_cell(out, "cpp-aoti", "fidelity") == f"—{mark}"
+    assert column_cell(out, "cpp-aoti", "GPU busy (%)") == f"—{footnote(out, 'not measured for C++')}"
+    assert column_cell(out, "cpp-aoti", "mJ/inference") == f"—{footnote(out, 'no NVML energy counter')}"
+
+
+def test_graph_capture_failure_and_missing_baseline(tmp_path: Path) -> None:
+    rows = [
+        make_row("cpp-aoti", amp_dtype="", fidelity="pass", mean=6.0),
+        make_row("cpp-aoti", amp_dtype="", cuda_graphs=True, status="unsupported", started=1,
+                 reason="CUDA graph capture failed: operation not permitted when stream is capturing"),
+    ]
+    out = report.render(load_rows(tmp_path, rows))
+    answer = answers_of(out)
+    assert "no ok eager fp32 job" in answer
+    assert f"cpp-aoti · fp32: with graphs unsupported{footnote(out, 'CUDA graph capture failed')}" in answer
+    no_graphs = answers_of(report.render(load_rows(tmp_path / "b", [make_row(fidelity="pass")])))
+    assert "CUDA graphs: not measured in this sweep" in no_graphs
+    assert "Eager fp32 itself is the fastest here" in no_graphs
+
+
+def test_failed_process_and_compile_time(tmp_path: Path) -> None:
+    rows = processes(3, [8.0, 8.1, 8.2], runtime="python-inductor", amp_dtype="", compile_mode="default",
+                     fidelity="pass", compile_s=164.0)
+    rows[1] = dict(rows[1], status="failed", reason="killed by SIGSEGV", samples_ms=[])
+    out = report.render(load_rows(tmp_path, rows))
+    cell = column_cell(out, "python-inductor", "processes")
+    assert cell == f"2 of 3{footnote(out, 'process 1: failed: killed by SIGSEGV')}"
+    assert column_cell(out, "python-inductor", "compile (s)") == "164"
+    assert column_cell(out, "python-inductor", "p50 (ms)") == "8.100"  # median of the two ok processes
+
+
+def test_duplicate_rows_are_named(tmp_path: Path) -> None:
+    rows = eager([10.0, 10.1, 10.2]) + [dict(eager([30.0])[0], run_id="run-b", started_at=T0 + timedelta(hours=1))]
+    out = report.render(load_rows(tmp_path, rows))
+    job_key = rows[0]["job_key"]
+    assert "Duplicate rows: 1 (job, process) pair has more than one row" in out
+    assert f"`{job_key}` (python-eager · fp32) process 0: runs `run-a`, `run-b`; shown: `run-b`" in out
+    assert column_cell(out, "python-eager", "p50 (ms)") == "10.200"  # processes 0 (run-b, 30), 1, 2: median
+
+
+def test_machines_are_never_mixed(tmp_path: Path) -> None:
+    h200 = [dict(r, device_name="NVIDIA H200") for r in eager([5.0, 5.1, 5.2], "fp16")]
+    rows = eager([10.0, 10.1, 10.2]) + eager([9.0, 9.1, 9.2], "fp16") + h200
+    out = report.render(load_rows(tmp_path, rows))
+    answer = answers_of(out)
+    assert answer.count("**NVIDIA H200 · torch 2.5.1") == 1 and answer.count(f"**{GPU} · torch 2.5.1") == 1
+    h200_answer = answer.split("**NVIDIA H200")[1]
+    assert "no ok eager fp32 job" in h200_answer  # the other machine's eager fp32 is not its baseline
+    assert "Speedup over eager fp32" in answer.split("**NVIDIA H200")[0]
+    assert f"## Summary — {GPU} · torch 2.5.1" in out and "## All runtimes — NVIDIA H200 · torch 2.5.1" in out
+    h200_table = out.split("## All runtimes — NVIDIA H200")[1]
+    assert column_cell(h200_table, "python-eager", "processes") == "3"  # not 6: its rows only
+
+
+def test_skipped_files_are_listed(tmp_path: Path) -> None:
+    out = report.render(load_rows(tmp_path, [make_row()]), skipped=[("r/bad.parquet", "Corrupt snappy\n data")])
+    assert "Skipped 1 unreadable row file (--skip-bad)" in out and "- `r/bad.parquet`: Corrupt snappy data" in out
+    empty = report.render(store.load(tmp_path / "none"), skipped=[("r/bad.parquet", "bad")])
+    assert "No results yet" in empty and "r/bad.parquet" in empty
+
+
+def test_committed_h200_results_render(cli: Any) -> None:
+    from sweep.cli import app
+
+    folder = Path(__file__).parents[1] / "results" / "h200"
+    res = cli.invoke(app, ["report", "--results", str(folder)])
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    assert out.startswith("# Benchmark results\n\n## Answers\n\n**NVIDIA H200")
+    assert "No variant passes fidelity" in out and "correctness not established" in out
+    assert "**Python Runtime, no TensorRT**" in out and "**python-inductor**" in out
+    assert "Duplicate rows:" in out and "## Calibration" in out

@@ -1,0 +1,188 @@
+"""`sweep compare BASE NEW`: per job, base p50 against new p50, and whether the change beats the rows' own noise.
+
+Rows are matched by job_key (the job's identity: the same runtime, model, precisions and measurement settings).
+A job's p50 is the median of its process p50s. Whether a change is significant is decided by
+`sweep.stats.significance`: between processes (Student's two-sample t-test at 95 % on the process p50s, as
+pyperf's `compare_to` does, pyperf/_utils.py `is_significant`) when both sides ran at least 3 processes, and
+within the samples otherwise (the Mann-Whitney U test at p < 0.002, as asv's `asv compare` does in
+asv/statistics.py `is_different`). A folder compared with itself is therefore never significant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from sweep.errors import SweepError
+from sweep.report.format import DASH, Column, fmt_fixed, markdown_table
+from sweep.results import JobResult, jobs_of, machine_title, significance, variant_label
+from sweep.stats import MIN_PROCESSES, SAMPLES_P, Significance
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One job_key: its aggregate on each side (None where the side lacks it) and the verdict."""
+
+    job_key: str
+    base: JobResult | None
+    new: JobResult | None
+    test: Significance | None  # None unless both sides have an ok p50
+
+    @property
+    def any_side(self) -> JobResult:
+        side = self.new or self.base
+        assert side is not None
+        return side
+
+    @property
+    def ratio(self) -> float | None:
+        """new / base p50 (above 1 is slower)."""
+        if self.test is None or self.base is None or self.new is None or not self.base.p50 or self.new.p50 is None:
+            return None
+        return self.new.p50 / self.base.p50
+
+    @property
+    def significant(self) -> bool:
+        return bool(self.test and self.test.significant)
+
+    @property
+    def fidelity_changed(self) -> bool:
+        return bool(self.base and self.new and self.base.fidelity != self.new.fidelity)
+
+    def slower_by_more_than(self, pct: float) -> bool:
+        ratio = self.ratio
+        return self.significant and ratio is not None and ratio > 1 + pct / 100
+
+
+def _side(df: pd.DataFrame, name: str) -> dict[str, JobResult]:
+    """The side's jobs by job_key; a job measured on more than one machine on one side is ambiguous."""
+    jobs, _, _ = jobs_of(df)
+    out: dict[str, JobResult] = {}
+    for job in jobs:
+        if job.job_key in out:
+            machines = f"{machine_title(out[job.job_key].machine)} and {machine_title(job.machine)}"
+            raise SweepError(f"{name}: job {job.job_key} ({variant_label(job.row)}) was measured on {machines}; "
+                             "compare one machine per side (pass that machine's results folder)")
+        out[job.job_key] = job
+    return out
+
+
+def compare(base: pd.DataFrame, new: pd.DataFrame, base_name: str = "BASE", new_name: str = "NEW") -> list[Comparison]:
+    """Every job_key of either side, in the order BASE lists them, then those only NEW has."""
+    left, right = _side(base, base_name), _side(new, new_name)
+    out = []
+    for key in [*left, *(k for k in right if k not in left)]:
+        b, n = left.get(key), right.get(key)
+        test = None
+        if b is not None and n is not None and b.ok and n.ok and b.p50 is not None and n.p50 is not None:
+            test = significance(b, n)
+        out.append(Comparison(key, b, n, test))
+    return out
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else x
+
+
+def to_json(comparisons: Sequence[Comparison]) -> list[dict[str, Any]]:
+    """`--json`: one object per job_key."""
+    out = []
+    for c in comparisons:
+        job, b, n = c.any_side, c.base, c.new
+        out.append({
+            "job_key": c.job_key,
+            "side": "both" if b and n else "base" if b else "new",
+            "runtime": job["runtime"],
+            "model": job["model"],
+            "model_precision": job["model_precision"],
+            "amp_dtype": job["amp_dtype"],
+            "enabled_precisions": job["enabled_precisions"],
+            "compile_mode": job["compile_mode"],
+            "cuda_graphs": bool(job["cuda_graphs"]),
+            "tf32": job["tf32"],
+            "device": job["device"],
+            "base_machine": machine_title(b.machine) if b else None,
+            "new_machine": machine_title(n.machine) if n else None,
+            "base_status": b.status if b else None,
+            "new_status": n.status if n else None,
+            "base_p50_ms": _num(b.p50) if b else None,
+            "new_p50_ms": _num(n.p50) if n else None,
+            "base_processes": len(b.p50s) if b else 0,
+            "new_processes": len(n.p50s) if n else 0,
+            "ratio": c.ratio,
+            "significant": c.significant,
+            "basis": c.test.basis if c.test else "",
+            "test": c.test.test if c.test else "",
+            "statistic": _num(c.test.statistic) if c.test and c.test.statistic is not None else None,
+            "base_fidelity": (b.fidelity or None) if b else None,
+            "new_fidelity": (n.fidelity or None) if n else None,
+            "fidelity_changed": c.fidelity_changed,
+        })
+    return out
+
+
+def _change(c: Comparison) -> str:
+    ratio = c.ratio
+    if c.test is None or ratio is None:
+        return DASH
+    if not c.significant:
+        return "no"
+    return f"yes, {(ratio - 1) * 100:.1f} % slower" if ratio > 1 else f"yes, {(1 - ratio) * 100:.1f} % faster"
+
+
+def _basis(c: Comparison) -> str:
+    if c.test is None or c.base is None or c.new is None:
+        return DASH
+    counts = f"{len(c.base.p50s)} + {len(c.new.p50s)} processes"
+    return counts if c.test.basis == "processes" else f"samples ({counts})"
+
+
+def _fidelity(c: Comparison) -> str:
+    b = (c.base.fidelity or DASH) if c.base else DASH
+    n = (c.new.fidelity or DASH) if c.new else DASH
+    return f"{b} → {n} (changed)" if c.fidelity_changed else n
+
+
+def _p50(job: JobResult | None) -> str:
+    if job is None:
+        return DASH
+    return fmt_fixed(job.p50) if job.ok else job.status
+
+
+def render_text(comparisons: Sequence[Comparison], base_name: str, new_name: str) -> str:
+    """A markdown table of the jobs both sides have, then the jobs found on one side only."""
+    both = [c for c in comparisons if c.base and c.new]
+    lines = [f"BASE: {base_name}", f"NEW:  {new_name}"]
+    machines = {(machine_title(c.base.machine), machine_title(c.new.machine)) for c in both if c.base and c.new}
+    for b, n in sorted(machines):
+        lines.append(f"machine: {b}" if b == n else f"machines differ: BASE {b}, NEW {n}")
+    lines.append("")
+    if both:
+        columns = [
+            Column("job_key", lambda c: c.job_key[:12]),
+            Column("variant", lambda c: variant_label(c.any_side.row)),
+            Column("base p50 (ms)", lambda c: _p50(c.base), right=True),
+            Column("new p50 (ms)", lambda c: _p50(c.new), right=True),
+            Column("ratio", lambda c: DASH if c.ratio is None else f"{c.ratio:.3f}", right=True),
+            Column("significant", _change),
+            Column("noise from", _basis),
+            Column("fidelity", _fidelity),
+        ]
+        lines += markdown_table(columns, both)
+        lines += ["", f"p50: median of the process p50s; ratio: new / base. Significant: Student t at 95 % on the "
+                      f"process p50s where both sides ran >= {MIN_PROCESSES} processes (pyperf), else Mann-Whitney U "
+                      f"on the samples at p < {SAMPLES_P} (asv)."]
+        significant = sum(c.significant for c in both)
+        lines.append(f"{significant} of {len(both)} jobs changed significantly.")
+    else:
+        lines.append("No job is in both result sets.")
+    for name, side in (("BASE", "base"), ("NEW", "new")):
+        only = [c for c in comparisons if getattr(c, side) is not None and not (c.base and c.new)]
+        if only:
+            lines += ["", f"Only in {name} ({len(only)}):"]
+            lines += [f"- {c.job_key[:12]} {variant_label(c.any_side.row)}: {_p50(c.any_side)}" for c in only]
+    return "\n".join(lines) + "\n"
