@@ -19,11 +19,7 @@ OK = "ok"
 # ranked together; a report or a comparison says which machine each figure is from.
 MACHINE_COLUMNS = ("device_name", "torch_version", "torch_tensorrt_version", "tensorrt_version")
 REQUIRED = ("job_key", "runtime", "status", "started_at")
-V1_NOTES = {  # why a row of schema v1 (before issues 9-11) has no verdict, profile or energy figure
-    "fidelity_note": "measured before fidelity verdicts (schema v1): no tolerance was applied",
-    "profile_note": "kernel time not profiled before schema v2",
-    "energy_note": "energy not measured before schema v2",
-}
+NOT_RECORDED = "not measured: the row records no {} and no reason (written before schema v2 or by an old runner)"
 TEXT_COLUMNS = (
     "job_key", "run_id", "matrix", "model", "model_key", "runtime", "model_precision", "amp_dtype",
     "compile_mode", "tf32", "device", "device_name", "hostname", "status", "reason", "variant_key",
@@ -110,7 +106,6 @@ def clean(df: pd.DataFrame) -> list[Row]:
     if missing:
         raise ValueError(f"DataFrame lacks result columns {missing}; render what sweep.store.load returns")
     rows: list[Row] = []
-    v1 = "fidelity" not in df.columns
     for record in df.to_dict("records"):
         row: Row = dict(record)
         for name in TEXT_COLUMNS:
@@ -127,9 +122,6 @@ def clean(df: pd.DataFrame) -> list[Row]:
         row["process"] = int(process) if process is not None else 0
         row["processes"] = int(processes) if processes is not None else 1
         row["model_identity"] = _model_identity(row)
-        if v1 or number(row.get("schema_version")) == 1:
-            for name, note in V1_NOTES.items():
-                row[name] = row[name] or note
         stamp = pd.to_datetime(row.get("started_at"), utc=True)
         row["started_at"] = stamp
         rows.append(row)
@@ -332,7 +324,8 @@ class JobResult:
 
     @property
     def profile_note(self) -> str:
-        return _first_text(r["profile_note"] for r in self.ok_rows)
+        """Why there is no kernel-busy figure (issue 9.4 says where it is not measured, e.g. C++ rows)."""
+        return _first_text(r["profile_note"] for r in self.ok_rows) or NOT_RECORDED.format("kernel profile")
 
     @property
     def energy_mj(self) -> float | None:
@@ -344,7 +337,7 @@ class JobResult:
 
     @property
     def energy_note(self) -> str:
-        return _first_text(r["energy_note"] for r in self.ok_rows)
+        return _first_text(r["energy_note"] for r in self.ok_rows) or NOT_RECORDED.format("energy figure")
 
     @property
     def compile_s(self) -> float | None:

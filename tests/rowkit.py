@@ -104,19 +104,8 @@ def processes(n: int, p50s: list[float] | None = None, std: float = 0.05, **fiel
 
 
 def write_rows(folder: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Through the real store: one Parquet file per row, then load() of the folder."""
-    if "process" not in store.COLUMNS:  # schema v2 not merged yet (owner: store): the frame load() will return
-        return pd.DataFrame(rows)
+    """Through the real store: one Parquet file per row (as `sweep run` writes them), then load() of the folder."""
     for row in rows:
         store.append_row(folder, row)
     return store.load(folder)
 
-
-def file_rows(folder: Path, rows: list[dict[str, Any]]) -> None:
-    """Row files in a folder, for commands that read one."""
-    v1 = "process" not in store.COLUMNS  # schema v2 not merged yet (owner: store): v1's columns only
-    for row in rows:
-        if v1:
-            row = {k: ("+".join(v) if k == "enabled_precisions" else str(v) if k == "input_shapes" else v)
-                   for k, v in row.items() if k in store.COLUMNS}
-        store.append_row(folder, row)

@@ -14,8 +14,7 @@ import pytest
 
 from sweep import compare, store
 from sweep.cli import app
-from sweep.errors import MatrixError
-from tests.rowkit import file_rows, make_row, processes, write_rows
+from tests.rowkit import make_row, processes, write_rows
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -86,8 +85,8 @@ def test_a_side_with_two_machines_for_one_job_is_refused(tmp_path: Path) -> None
 
 
 def test_cli_json_and_fail_above(tmp_path: Path, cli: Any) -> None:
-    file_rows(tmp_path / "base", [make_row(mean=10.0, std=0.05), make_row(amp_dtype="fp16", mean=5.0, std=0.05)])
-    file_rows(tmp_path / "new", [make_row(mean=12.0, std=0.05), make_row(amp_dtype="fp16", mean=5.0, std=0.05)])
+    write_rows(tmp_path / "base", [make_row(mean=10.0, std=0.05), make_row(amp_dtype="fp16", mean=5.0, std=0.05)])
+    write_rows(tmp_path / "new", [make_row(mean=12.0, std=0.05), make_row(amp_dtype="fp16", mean=5.0, std=0.05)])
     base, new = str(tmp_path / "base"), str(tmp_path / "new")
     res = cli.invoke(app, ["compare", base, new, "--json"])
     assert res.exit_code == 0, res.output
@@ -110,10 +109,11 @@ def test_cli_json_and_fail_above(tmp_path: Path, cli: Any) -> None:
 MATRIX = """
     model: {{factory: "delay_model:build", input_shape: [2, 8]}}
     device: cpu
-    measure: {{warmup: 2, iters: 20, seed: 0{processes}}}
-    jobs:
+    measure: {{warmup: 5, iters: 50, seed: 0{processes}}}
+    jobs:  # fp32 only: low precisions on this CPU take ~30 ms +- 10, more noise than the 5 ms to find
       - runtime: python-eager
-        amp_dtype: [fp32, bf16]
+      - runtime: python-eager
+        model: {{factory: "delay_model:build", input_shape: [4, 8]}}
 """
 
 
@@ -126,14 +126,6 @@ def test_five_ms_slower_model_compares_slower_for_every_job(
     shutil.copy(FIXTURES / "delay_model.py", folder / "delay_model.py")
     matrix = folder / "m.yaml"
     matrix.write_text(textwrap.dedent(MATRIX.format(processes=f", processes: {n}" if n > 1 else "")))
-    try:
-        from sweep.matrix import load
-
-        load(matrix)
-    except MatrixError as exc:
-        if "processes" not in str(exc):
-            raise
-        pytest.skip(f"measure.processes is not merged yet: {exc}")
 
     def sweep(results: Path, delay_ms: str) -> pd.DataFrame:
         monkeypatch.setenv("SWEEP_TEST_DELAY_MS", delay_ms)
@@ -142,6 +134,8 @@ def test_five_ms_slower_model_compares_slower_for_every_job(
         return store.load(results)
 
     base = sweep(tmp_path / "base", "0")
+    if n > 1 and not (base["process"] > 0).any():
+        pytest.skip("sweep run does not run measure.processes yet (orchestration, issue 9.2)")
     new = sweep(tmp_path / "slow", "5")
     assert len(base) == len(new) == 2 * n
     if n > 1:
@@ -149,7 +143,8 @@ def test_five_ms_slower_model_compares_slower_for_every_job(
     result = compare.compare(base, new)
     assert len(result) == 2 and all(c.base and c.new for c in result)
     for c in result:
-        assert c.significant and c.ratio and c.ratio > 1, c
+        assert c.base and c.new
+        assert c.significant and c.ratio and c.ratio > 1, (c.test, c.base.p50s, c.new.p50s, c.base.samples)
         assert c.test and c.test.basis == ("processes" if n >= 3 else "samples")
         assert c.base and c.new and c.new.p50 and c.base.p50 is not None and c.new.p50 - c.base.p50 > 4.0
     assert not any(c.significant for c in compare.compare(base, base))

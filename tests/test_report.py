@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from sweep import report, stats, store
-from tests.rowkit import GPU, T0, file_rows, make_row, processes, write_rows
+from tests.rowkit import GPU, T0, make_row, processes, write_rows
 
 DATA = Path(__file__).parent / "data"
 SEED_COPY = DATA / "seed_tables.md"
@@ -446,7 +446,7 @@ def test_cli_report_reads_calibrations(tmp_path: Path, cli: Any) -> None:
     from sweep.cli import app
 
     folder = tmp_path / "results"
-    file_rows(folder / "rtx", seed_rows())
+    write_rows(folder / "rtx", seed_rows())
     (folder / "rtx" / "calibration-cuda-detector.json").write_text(json.dumps(calibration()))
     res = cli.invoke(app, ["report", "--results", str(folder)])
     assert res.exit_code == 0, res.output
@@ -582,14 +582,15 @@ def test_duplicate_rows_are_named(tmp_path: Path) -> None:
 
 
 def test_machines_are_never_mixed(tmp_path: Path) -> None:
-    h200 = [dict(r, device_name="NVIDIA H200") for r in eager([5.0, 5.1, 5.2], "fp16")]
+    h200 = [dict(r, device_name="NVIDIA H200", run_id="run-h200") for r in eager([5.0, 5.1, 5.2], "fp16")]
     rows = eager([10.0, 10.1, 10.2]) + eager([9.0, 9.1, 9.2], "fp16") + h200
     out = report.render(load_rows(tmp_path, rows))
     answer = answers_of(out)
     assert answer.count("**NVIDIA H200 · torch 2.5.1") == 1 and answer.count(f"**{GPU} · torch 2.5.1") == 1
-    h200_answer = answer.split("**NVIDIA H200")[1]
-    assert "no ok eager fp32 job" in h200_answer  # the other machine's eager fp32 is not its baseline
-    assert "Speedup over eager fp32" in answer.split("**NVIDIA H200")[0]
+    blocks = {block.split(" · ")[0]: block for block in answer.split("\n**")[1:]}
+    assert set(blocks) == {"NVIDIA H200", GPU}
+    assert "no ok eager fp32 job" in blocks["NVIDIA H200"]  # the other machine's eager fp32 is not its baseline
+    assert "Speedup over eager fp32" in blocks[GPU]
     assert f"## Summary — {GPU} · torch 2.5.1" in out and "## All runtimes — NVIDIA H200 · torch 2.5.1" in out
     h200_table = out.split("## All runtimes — NVIDIA H200")[1]
     assert column_cell(h200_table, "python-eager", "processes") == "3"  # not 6: its rows only
