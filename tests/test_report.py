@@ -614,3 +614,19 @@ def test_committed_h200_results_render(cli: Any) -> None:
     assert "No variant passes fidelity" in out and "correctness not established" in out
     assert "**Python Runtime, no TensorRT**" in out and "**python-inductor**" in out
     assert "Duplicate rows:" in out and "## Calibration" in out
+
+
+def test_cli_skip_bad_renders_the_rest_and_lists_what_it_skipped(tmp_path: Path, cli: Any) -> None:
+    from sweep.cli import app
+
+    folder = tmp_path / "results"
+    write_rows(folder, eager([10.0, 10.1, 10.2]))
+    bad = folder / "row-damaged.parquet"
+    bad.write_bytes(b"PAR1 not really parquet PAR1")
+    refused = cli.invoke(app, ["report", "--results", str(folder)])
+    assert refused.exit_code == 2 and "row-damaged.parquet" in refused.stderr and "Traceback" not in refused.output
+    res = cli.invoke(app, ["report", "--results", str(folder), "--skip-bad"])
+    assert res.exit_code == 0, res.output
+    assert "Skipped 1 unreadable row file (--skip-bad)" in res.stdout and f"`{bad}`" in res.stdout
+    assert "**python-eager · fp32** at p50 10.100 ms" in res.stdout
+    assert f"skipped {bad}" in res.stderr
