@@ -33,9 +33,9 @@ class NativeBuildError(SweepError):
 
 def _sources() -> list[Path]:
     files = [NATIVE_DIR / "CMakeLists.txt"]
-    src = NATIVE_DIR / "src"
-    if src.is_dir():
-        files += [p for p in src.rglob("*") if p.is_file()]
+    for folder in (NATIVE_DIR / "src", NATIVE_DIR / "third_party"):
+        if folder.is_dir():
+            files += [p for p in folder.rglob("*") if p.is_file()]
     return [p for p in files if p.exists()]
 
 

@@ -66,6 +66,8 @@ def make_job(
     iters: int = 5,
     seed: int = 0,
     outputs_path: Path | None = None,
+    cuda_graphs: bool = False,
+    tf32: str = "",
 ) -> Path:
     job = {
         "job_key": "test",
@@ -83,6 +85,13 @@ def make_job(
         "seed": seed,
         "artifact": {"dir": str(Path(artifact).parent), "kind": kind, "file": str(artifact)},
         "outputs_path": str(outputs_path or tmp_path / "work" / "outputs.pt"),
+        # TEAM.md's additions: the binary reads cuda_graphs and tf32 and ignores the rest
+        "process": 0,
+        "cuda_graphs": cuda_graphs,
+        "tf32": tf32,
+        "profile_kernels": True,
+        "reference": {"path": str(tmp_path / "reference" / "outputs.pt"), "sha256": "0" * 64},
+        "fidelity": {"measure": "elementwise", "outputs": None},
     }
     path = tmp_path / "job.json"
     path.write_text(json.dumps(job, indent=2))
@@ -186,6 +195,20 @@ def check_ok_result(result: dict[str, Any], iters: int, outputs_path: Path) -> N
     assert (result["env"]["cuda_version"] is None) == (torch.version.cuda is None)  # libtorch's, as in Python
     assert result["extra"]["binary"] == "sweep-bench"
     assert result["extra"]["libtorch"] == torch.__version__.split("+")[0]
+    check_cpu_additions(result)
+
+
+def check_cpu_additions(result: dict[str, Any]) -> None:
+    """TEAM.md's result.json additions on a CPU run: what C++ does not measure is null with a note."""
+    assert result["cuda_graphs"] is False
+    assert result["tf32_matmul"] is False and result["tf32_cudnn"] is True  # PyTorch's defaults (tf32 "")
+    assert isinstance(result["num_threads"], int) and result["num_threads"] >= 1
+    assert result["num_threads"] == result["extra"]["intra_op_threads"]
+    assert result["kernel_busy_ms"] is None and result["kernels_per_forward"] is None
+    assert result["profile_note"] == "kernel-busy time is not measured by the C++ runner"
+    assert result["energy_mj_per_forward"] is None and result["mean_power_w"] is None
+    assert "CUDA devices only" in result["energy_note"]
+    assert result["fidelity"] is None  # the parent judges C++ outputs
 
 
 def test_torchscript_runs_and_matches_python(bench: Path, artifacts: dict[str, Path], tmp_path: Path) -> None:
@@ -301,6 +324,90 @@ def test_bad_job_files(bench: Path, tmp_path: Path) -> None:
     assert proc.returncode == 2 and proc.stderr.startswith("sweep-bench: ")
 
 
+# Strict RFC 8259 (no comments, trailing commas, NaN), and the place of the error in the message.
+@pytest.mark.parametrize(("text", "words"), [
+    ("", ["invalid JSON", "empty input"]),
+    ('{"device": "cpu",\n  "iters": 3,\n}', ["invalid JSON", "line 3 column 1"]),
+    ('{"device": "cpu" // comment\n}', ["invalid JSON", "line 1 column 18"]),
+    ('{"warmup": NaN}', ["invalid JSON", "line 1 column 12"]),
+    ('{"device": "cpu"} {}', ["invalid JSON", "line 1 column 19"]),
+    ('{"job_key": "\\ud800"}', ["invalid JSON", "surrogate"]),
+    ("[1, 2]", ["expected a JSON object at the top level"]),
+])
+def test_malformed_json_is_one_line(bench: Path, tmp_path: Path, text: str, words: list[str]) -> None:
+    job, out = tmp_path / "job.json", tmp_path / "result.json"
+    job.write_text(text)
+    proc = run_bench(bench, job, out)
+    assert_bad_input(proc, out, str(job), *words)
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# A key of the wrong type or value names the file, the key and what was expected.
+@pytest.mark.parametrize(("key", "value", "words"), [
+    ("warmup", "5", ['"warmup"', "expected number, got string"]),
+    ("iters", 2.5, ['"iters"', "expected an integer, got 2.5"]),
+    ("seed", 2**63, ['"seed"', "expected an integer"]),
+    ("iters", 0, ['"iters" must be >= 1']),
+    ("device", None, ['"device"', "expected string, got null"]),
+    ("inputs", {"shape": [1]}, ['"inputs"', "expected array, got object"]),
+    ("inputs", [{"shape": [1, -3], "low": 0, "high": 1}], ['"inputs[0]"', "negative dimension -3"]),
+    ("inputs", [{"shape": [1], "low": 0}], ['"inputs[0]"', 'missing key "high"']),
+    ("artifact", None, ['"artifact" is null', "torchscript, torchscript-trt, aoti"]),
+    ("artifact", {"kind": "aoti"}, ['"artifact"', 'missing key "file"']),
+    ("cuda_graphs", "on", ['"cuda_graphs"', "expected boolean, got string"]),
+    ("tf32", "yes", ['"tf32"', '"yes"', '"on", "off", ""']),
+    ("tf32", True, ['"tf32"', "expected string, got boolean"]),
+])
+def test_bad_keys_name_file_and_key(bench: Path, tmp_path: Path, key: str, value: Any, words: list[str]) -> None:
+    job = make_job(tmp_path, tmp_path / "m.ts", "torchscript", TINY_INPUTS)
+    data = json.loads(job.read_text())
+    data[key] = value
+    job.write_text(json.dumps(data))
+    out = tmp_path / "result.json"
+    assert_bad_input(run_bench(bench, job, out), out, str(job), *words)
+
+
+def test_deep_nesting_in_an_ignored_key_is_read(bench: Path, artifacts: dict[str, Path], tmp_path: Path) -> None:
+    job = make_job(tmp_path, artifacts["tiny.ts"], "torchscript", TINY_INPUTS, iters=1)
+    text = job.read_text()
+    deep = "[" * 100_000 + "]" * 100_000  # no recursion limit to trip over, no stack to overflow
+    job.write_text(text[: text.rindex("}")] + f', "deep": {deep}}}')
+    run_ok(bench, job, tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# TEAM.md's job.json / result.json additions: cuda_graphs, tf32, threads, energy, profile, fidelity
+
+
+@pytest.mark.parametrize(("tf32", "matmul", "cudnn"), [("", False, True), ("on", True, True), ("off", False, False)])
+def test_tf32_flags_are_set_and_reported(
+    bench: Path, artifacts: dict[str, Path], tmp_path: Path, tf32: str, matmul: bool, cudnn: bool
+) -> None:
+    job = make_job(tmp_path, artifacts["tiny.ts"], "torchscript", TINY_INPUTS, iters=2, tf32=tf32)
+    result = run_ok(bench, job, tmp_path)
+    assert (result["tf32_matmul"], result["tf32_cudnn"]) == (matmul, cudnn)
+
+
+@pytest.mark.parametrize("artifact", ["tiny.ts", "tiny.pt2"])
+def test_cuda_graphs_on_cpu_is_unsupported(
+    bench: Path, artifacts: dict[str, Path], tmp_path: Path, artifact: str
+) -> None:
+    kind = "aoti" if artifact.endswith(".pt2") else "torchscript"
+    job = make_job(tmp_path, artifacts[artifact], kind, TINY_INPUTS, cuda_graphs=True, tf32="off")
+    out = tmp_path / "result.json"
+    proc = run_bench(bench, job, out)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["status"] == "unsupported"
+    assert result["reason"] == "CUDA graphs need a CUDA device (job device: cpu)"
+    assert result["cuda_graphs"] is True  # what was asked: never run without the graph instead
+    assert result["samples_ms"] == [] and result["outputs_path"] is None
+    assert result["tf32_matmul"] is False and result["tf32_cudnn"] is False
+    assert result["energy_mj_per_forward"] is None and result["energy_note"] == "no timed loop ran"
+    assert result["fidelity"] is None and result["kernel_busy_ms"] is None
+    assert not (tmp_path / "work" / "outputs.pt").exists()
+
+
 # --------------------------------------------------------------------------------------------------
 # 5: TensorRT without its runtime is unavailable, not a failure
 
@@ -406,17 +513,7 @@ def test_version_names_libtorch_and_cuda(bench: Path) -> None:
 def test_cuda_runs_with_events_and_allocator_stats(bench: Path, tmp_path: Path, kind: str) -> None:
     if not built_with_cuda(bench):
         pytest.skip("this sweep-bench was built without CUDA")
-    x = contract_inputs(TINY_INPUTS, 0)[0]
-    model = tiny_model().cuda()
-    with torch.no_grad():
-        if kind == "torchscript":
-            artifact = tmp_path / "tiny_cuda.ts"
-            torch.jit.trace(model, (x.cuda(),)).save(str(artifact))
-        else:
-            exported = torch.export.export(model, (x.cuda(),))
-            artifact = Path(torch._inductor.aoti_compile_and_package(
-                exported, package_path=str(tmp_path / "tiny_cuda.pt2")))
-        ref = model(x.cuda()).cpu()
+    artifact, ref = cuda_artifact(tmp_path, kind)
     job = make_job(tmp_path, artifact, kind, TINY_INPUTS, device="cuda", warmup=3, iters=20)
     result = run_ok(bench, job, tmp_path)
     assert len(result["samples_ms"]) == len(result["samples_cuda_ms"]) == 20
@@ -428,6 +525,73 @@ def test_cuda_runs_with_events_and_allocator_stats(bench: Path, tmp_path: Path, 
     assert result["env"]["cuda_version"]
     (saved,) = torch.load(tmp_path / "work" / "outputs.pt")
     assert saved.device.type == "cpu" and rel_err(saved, ref) < 1e-3  # TF32 may differ run to run
+    assert result["cuda_graphs"] is False and result["tf32_cudnn"] is True  # tf32 "": PyTorch's defaults
+    assert result["energy_note"] or result["energy_mj_per_forward"] > 0
+
+
+
+class HostSync(nn.Module):
+    """Boolean-mask indexing: the output's size needs a device-to-host copy, which a CUDA graph cannot hold."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[x > 0].sum()
+
+
+def cuda_artifact(tmp_path: Path, kind: str) -> tuple[Path, torch.Tensor]:
+    """The tiny model on CUDA as `kind`, and its eager output on the contract's inputs (CPU)."""
+    x = contract_inputs(TINY_INPUTS, 0)[0]
+    model = tiny_model().cuda()
+    with torch.no_grad():
+        if kind == "torchscript":
+            artifact = tmp_path / "tiny_cuda.ts"
+            torch.jit.trace(model, (x.cuda(),)).save(str(artifact))
+        else:
+            exported = torch.export.export(model, (x.cuda(),))
+            artifact = Path(torch._inductor.aoti_compile_and_package(
+                exported, package_path=str(tmp_path / "tiny_cuda.pt2")))
+        ref = model(x.cuda()).cpu()
+    return artifact, ref
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("kind", ["torchscript", "aoti"])
+def test_cuda_graphs_replay_in_the_timed_loop(bench: Path, tmp_path: Path, kind: str) -> None:
+    if not built_with_cuda(bench):
+        pytest.skip("this sweep-bench was built without CUDA")
+    artifact, ref = cuda_artifact(tmp_path, kind)
+    job = make_job(tmp_path, artifact, kind, TINY_INPUTS, device="cuda", warmup=3, iters=50, cuda_graphs=True,
+                   tf32="off")
+    result = run_ok(bench, job, tmp_path)
+    assert result["cuda_graphs"] is True
+    assert len(result["samples_ms"]) == len(result["samples_cuda_ms"]) == 50
+    assert result["tf32_matmul"] is False and result["tf32_cudnn"] is False
+    (saved,) = torch.load(tmp_path / "work" / "outputs.pt")  # from a replay
+    assert rel_err(saved, ref) < 1e-4
+    # energy: measured, or null with the reason (a short loop may not see the counter move)
+    if result["energy_mj_per_forward"] is None:
+        assert result["energy_note"], result
+    else:
+        assert result["energy_mj_per_forward"] > 0 and result["mean_power_w"] > 0 and result["energy_note"] == ""
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_uncapturable_model_is_unsupported_with_the_capture_error(bench: Path, tmp_path: Path) -> None:
+    if not built_with_cuda(bench):
+        pytest.skip("this sweep-bench was built without CUDA")
+    torch.jit.script(HostSync()).save(str(tmp_path / "sync.ts"))
+    job = make_job(tmp_path, tmp_path / "sync.ts", "torchscript", TINY_INPUTS, device="cuda", cuda_graphs=True)
+    out = tmp_path / "result.json"
+    proc = run_bench(bench, job, out)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["status"] == "unsupported", result
+    assert result["reason"].startswith("CUDA graph capture failed: ") and len(result["reason"]) > 30
+    assert result["cuda_graphs"] is True and result["samples_ms"] == []
+    # without graphs the same model runs
+    job = make_job(tmp_path, tmp_path / "sync.ts", "torchscript", TINY_INPUTS, device="cuda")
+    assert run_ok(bench, job, tmp_path)["cuda_graphs"] is False
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,10 @@ struct Job {
   int64_t seed = 0;
   Artifact artifact;
   std::optional<std::string> outputs_path;  // null: the fidelity outputs are not saved
+  bool cuda_graphs = false;  // capture one forward into a CUDA graph after warm-up, replay it in the timed loop
+  std::string tf32;          // "on" | "off" | "" (PyTorch's default: cuDNN TF32 on, cuBLAS TF32 off)
+  // Read by the parent or the Python runners only, and ignored here: process, reference, fidelity,
+  // profile_kernels (the parent computes C++ fidelity with `python -m runners.fidelity`).
 };
 
 /// The artifact kinds this binary runs (an unknown kind is bad input, with this list in the message).

@@ -6,6 +6,7 @@
 // Exit 0 whenever result.json was written (ok, unavailable, unsupported); bad input (arguments, job file,
 // model file, artifact kind, a model that rejects its inputs) prints one line on stderr prefixed
 // "sweep-bench: " and exits 2 without writing result.json.
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
@@ -26,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "energy.hpp"
+#include "graph.hpp"
 #include "job.hpp"
 #include "json.hpp"
 #include "model.hpp"
@@ -124,69 +127,93 @@ std::vector<at::Tensor> make_inputs(const Job& job, const c10::Device& device) {
   return inputs;
 }
 
-json::Value optional_number(const std::optional<double>& v) {
-  return v ? json::Value(*v) : json::Value(nullptr);
-}
-json::Value optional_string(const std::optional<std::string>& v) {
-  return v ? json::Value(*v) : json::Value(nullptr);
+template <typename T>
+Json optional_value(const std::optional<T>& v) {
+  return v ? Json(*v) : Json(nullptr);
 }
 
-json::Value env_json(const std::optional<c10::Device>& device) {
-  json::Value env{json::Object{}};
-  env.set("torch_version", TORCH_VERSION);
-  env.set("device_name", device ? json::Value(platform::device_name(*device)) : json::Value(nullptr));
-  env.set("cuda_version", optional_string(platform::cuda_runtime_version()));
-  env.set("driver_version", nullptr);  // the NVIDIA driver version comes from NVML in the parent
-  env.set("torch_tensorrt_version", nullptr);
-  env.set("tensorrt_version", optional_string(trt::tensorrt_version()));
+Json env_json(const std::optional<c10::Device>& device) {
+  Json env = Json::object();
+  env["torch_version"] = TORCH_VERSION;
+  env["device_name"] = device ? Json(platform::device_name(*device)) : Json(nullptr);
+  env["cuda_version"] = optional_value(platform::cuda_runtime_version());
+  env["driver_version"] = nullptr;  // the NVIDIA driver version comes from NVML in the parent
+  env["torch_tensorrt_version"] = nullptr;
+  env["tensorrt_version"] = optional_value(trt::tensorrt_version());
   return env;
 }
 
-json::Value extra_json(const Job& job) {
+Json extra_json(const Job& job) {
   const trt::Runtime& rt = trt::load_runtime();
-  json::Value extra{json::Object{}};
-  extra.set("binary", "sweep-bench");
-  extra.set("binary_version", SWEEP_BENCH_VERSION);
-  extra.set("libtorch", TORCH_VERSION);
-  extra.set("built_with_cuda", platform::built_with_cuda());
-  extra.set("artifact_kind", job.artifact.kind);
-  extra.set("torchtrt_runtime", rt.loaded ? json::Value(rt.path) : json::Value(nullptr));
-  extra.set("intra_op_threads", static_cast<int64_t>(at::get_num_threads()));
+  Json extra = Json::object();
+  extra["binary"] = "sweep-bench";
+  extra["binary_version"] = SWEEP_BENCH_VERSION;
+  extra["libtorch"] = TORCH_VERSION;
+  extra["built_with_cuda"] = platform::built_with_cuda();
+  extra["artifact_kind"] = job.artifact.kind;
+  extra["torchtrt_runtime"] = rt.loaded ? Json(rt.path) : Json(nullptr);
+  extra["intra_op_threads"] = static_cast<int64_t>(at::get_num_threads());
   return extra;
 }
 
-/// The result.json skeleton shared by every status.
-json::Value result_json(const std::string& status, const std::string& reason) {
-  json::Value r{json::Object{}};
-  r.set("status", status);
-  r.set("reason", reason);
-  r.set("samples_ms", json::Array{});
-  r.set("samples_cuda_ms", json::Array{});
-  r.set("peak_mem_mb", nullptr);
-  r.set("reserved_mem_mb", nullptr);
+/// The job's tf32 ("on" / "off"; "" keeps PyTorch's defaults: cuDNN TF32 on, cuBLAS TF32 off unless
+/// TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1), set before the model is loaded so that every call sees it.
+void apply_tf32(const std::string& tf32) {
+  if (tf32.empty()) return;
+  const bool on = tf32 == "on";
+  at::globalContext().setAllowTF32CuBLAS(on);
+  at::globalContext().setAllowTF32CuDNN(on);
+}
+
+constexpr const char* kNoProfile = "kernel-busy time is not measured by the C++ runner";
+constexpr const char* kNoLoop = "no timed loop ran";
+
+/// The result.json skeleton shared by every status (runners/README.md), with what the run was set up with.
+Json result_json(const std::string& status, const std::string& reason, const Job& job) {
+  Json r = Json::object();
+  r["status"] = status;
+  r["reason"] = reason;
+  r["samples_ms"] = Json::array();
+  r["samples_cuda_ms"] = Json::array();
+  r["peak_mem_mb"] = nullptr;
+  r["reserved_mem_mb"] = nullptr;
   // nvml_mem_mb stays null and telemetry empty in C++ rows: NVML telemetry is sampled only by the Python
   // runners, and the parent (sweep/orchestrate.py) fills in neither.
-  r.set("nvml_mem_mb", nullptr);
-  r.set("load_s", nullptr);
-  r.set("compile_s", nullptr);
-  r.set("outputs_path", nullptr);
-  r.set("env", nullptr);
-  r.set("telemetry", json::Object{});
-  r.set("extra", json::Object{});
+  r["nvml_mem_mb"] = nullptr;
+  r["load_s"] = nullptr;
+  r["compile_s"] = nullptr;
+  r["outputs_path"] = nullptr;
+  r["env"] = nullptr;
+  r["telemetry"] = Json::object();
+  r["extra"] = Json::object();
+  // The run's settings. cuda_graphs is the job's: a graph that cannot be captured makes the job
+  // unsupported, it is never run without one.
+  r["cuda_graphs"] = job.cuda_graphs;
+  r["tf32_matmul"] = at::globalContext().allowTF32CuBLAS();
+  r["tf32_cudnn"] = at::globalContext().allowTF32CuDNN();
+  r["num_threads"] = static_cast<int64_t>(at::get_num_threads());
+  r["kernel_busy_ms"] = nullptr;
+  r["kernels_per_forward"] = nullptr;
+  r["profile_note"] = kNoProfile;
+  r["energy_mj_per_forward"] = nullptr;
+  r["mean_power_w"] = nullptr;
+  r["energy_note"] = kNoLoop;
+  // The parent judges C++ outputs itself (`python -m runners.fidelity` on outputs_path).
+  r["fidelity"] = nullptr;
   return r;
 }
 
-void write_result(const std::string& out, const json::Value& result) {
-  const std::string text = json::dump(result);
+void write_result(const std::string& out, const Json& result) {
+  const std::string text = dump(result);
   write_file_atomic(out, text.data(), text.size());
 }
 
 /// A result without measurements (unavailable / unsupported): written, and the exit code is 0.
 int write_status(const Args& args, const Job& job, const std::optional<c10::Device>& device,
                  const std::string& status, const std::string& reason) {
-  json::Value r = result_json(status, reason);
-  r.set("env", env_json(device));
-  r.set("extra", extra_json(job));
+  Json r = result_json(status, reason, job);
+  r["env"] = env_json(device);
+  r["extra"] = extra_json(job);
   write_result(args.out, r);
   std::cerr << "sweep-bench: " << status << ": " << reason << "\n";
   return 0;
@@ -200,6 +227,8 @@ int print_version() {
             << " torchtrt=" << (rt.loaded ? "loaded" : (rt.path.empty() ? "unset" : "error")) << "\n";
   return 0;
 }
+
+std::string one_line(const std::string& msg);
 
 std::string stage = "starting";  // what the binary was doing, for the one-line error message
 
@@ -220,6 +249,7 @@ int run(int argc, char** argv) {
   const trt::Runtime& rt = trt::load_runtime();  // before any model is loaded
   stage = "reading " + args.job;
   const Job job = load_job(args.job);
+  apply_tf32(job.tf32);  // first, so that every result (unsupported ones too) reports the flags in force
   if (!rt.loaded && !rt.path.empty() && job.artifact.kind != "torchscript-trt") {
     std::cerr << "sweep-bench: warning: " << trt::unavailable_reason(rt) << "\n";
   }
@@ -235,6 +265,10 @@ int run(int argc, char** argv) {
     return write_status(args, job, device, "unsupported",
                         "TensorRT engines run on CUDA devices only (job device: " + job.device + ")");
   }
+  if (job.cuda_graphs && !device.is_cuda()) {
+    return write_status(args, job, device, "unsupported",
+                        "CUDA graphs need a CUDA device (job device: " + job.device + ")");
+  }
   platform::select_device(device);
 
   // Inference only: no autograd bookkeeping in the timed calls (as torch.inference_mode in Python).
@@ -246,51 +280,83 @@ int run(int argc, char** argv) {
 
   stage = "loading " + job.artifact.file;
   const auto t0 = std::chrono::steady_clock::now();
-  std::unique_ptr<Model> model = load_model(job.artifact, device);
+  std::unique_ptr<Model> model = load_model(job.artifact, device, /*for_capture=*/job.cuda_graphs);
   platform::synchronize(device);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   // Warm-up: first-call work (lazy initialisation, autotuning, allocator growth) stays out of samples.
+  // With CUDA graphs, the warm-up runs on the capture's side stream and one forward is captured there.
+  std::unique_ptr<GraphedForward> graph;
   stage = "running the model (warm-up)";
-  for (int64_t i = 0; i < job.warmup; ++i) (void)model->forward(inputs);
+  if (job.cuda_graphs) {
+    try {
+      graph = std::make_unique<GraphedForward>(*model, inputs, device, job.warmup);
+    } catch (const CaptureError& e) {
+      return write_status(args, job, device, "unsupported", "CUDA graph capture failed: " + one_line(e.what()));
+    }
+  } else {
+    for (int64_t i = 0; i < job.warmup; ++i) (void)model->forward(inputs);
+  }
   platform::synchronize(device);
 
   stage = "running the model (timed loop)";
   platform::reset_peak_memory(device);
-  json::Array samples_ms, samples_cuda_ms;
+  Json samples_ms = Json::array(), samples_cuda_ms = Json::array();
+  energy::Counter counter(device);
+  std::optional<unsigned long long> energy_before, energy_after;
+  double loop_ms = 0.0;
   {
     platform::IterationTimer timer(device);
+    energy_before = counter.read();
+    const auto loop_start = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < job.iters; ++i) {
       timer.start();
-      c10::IValue out = model->forward(inputs);
-      samples_ms.emplace_back(timer.stop());
-      if (auto cuda_ms = timer.last_device_ms()) samples_cuda_ms.emplace_back(*cuda_ms);
+      if (graph) {
+        graph->replay();
+      } else {
+        c10::IValue out = model->forward(inputs);
+      }
+      samples_ms.push_back(timer.stop());
+      if (auto cuda_ms = timer.last_device_ms()) samples_cuda_ms.push_back(*cuda_ms);
     }
+    loop_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - loop_start).count();
+    energy_after = counter.read();
   }
   const platform::Memory memory = platform::peak_memory(device);
+  const energy::Reading energy = energy::reading(energy_before, energy_after, counter.note(), job.iters, loop_ms);
 
-  // Fidelity: one more call on the same inputs; the parent compares these with an fp32 reference.
-  json::Value outputs_path(nullptr);
+  // Fidelity: one more call on the same inputs (a replay, with graphs); the parent compares these with an
+  // fp32 reference.
+  Json outputs_path(nullptr);
   if (job.outputs_path) {
     stage = "running the model (fidelity outputs)";
-    const c10::IValue out = model->forward(inputs);
+    c10::IValue out;
+    if (graph) {
+      graph->replay();
+      out = graph->outputs();
+    } else {
+      out = model->forward(inputs);
+    }
     platform::synchronize(device);
     stage = "saving the outputs to " + *job.outputs_path;
     const std::vector<char> bytes = save_tensor_list(flatten_outputs(out));
     write_file_atomic(*job.outputs_path, bytes.data(), bytes.size());
-    outputs_path = json::Value(*job.outputs_path);
+    outputs_path = *job.outputs_path;
   }
 
   stage = "writing " + args.out;
-  json::Value r = result_json("ok", "");
-  r.set("samples_ms", std::move(samples_ms));
-  r.set("samples_cuda_ms", std::move(samples_cuda_ms));
-  r.set("peak_mem_mb", optional_number(memory.peak_mb));
-  r.set("reserved_mem_mb", optional_number(memory.reserved_mb));
-  r.set("load_s", load_s);
-  r.set("outputs_path", outputs_path);
-  r.set("env", env_json(device));
-  r.set("extra", extra_json(job));
+  Json r = result_json("ok", "", job);
+  r["samples_ms"] = std::move(samples_ms);
+  r["samples_cuda_ms"] = std::move(samples_cuda_ms);
+  r["peak_mem_mb"] = optional_value(memory.peak_mb);
+  r["reserved_mem_mb"] = optional_value(memory.reserved_mb);
+  r["load_s"] = load_s;
+  r["outputs_path"] = outputs_path;
+  r["env"] = env_json(device);
+  r["extra"] = extra_json(job);
+  r["energy_mj_per_forward"] = optional_value(energy.mj_per_forward);
+  r["mean_power_w"] = optional_value(energy.mean_power_w);
+  r["energy_note"] = energy.note;
   write_result(args.out, r);
   return 0;
 }

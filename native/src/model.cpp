@@ -30,8 +30,8 @@ class TorchScriptModel final : public Model {
 
 class AotiModel final : public Model {
  public:
-  AotiModel(const std::string& file, const c10::Device& device)
-      : loader_(file, "model", /*run_single_threaded=*/false, /*num_runners=*/1,
+  AotiModel(const std::string& file, const c10::Device& device, bool run_single_threaded)
+      : loader_(file, "model", run_single_threaded, /*num_runners=*/1,
                 device.is_cuda() && device.has_index() ? device.index() : c10::DeviceIndex(-1)) {}
 
   c10::IValue forward(const std::vector<at::Tensor>& inputs) override {
@@ -49,7 +49,7 @@ class AotiModel final : public Model {
 
 }  // namespace
 
-std::unique_ptr<Model> load_model(const Artifact& artifact, const c10::Device& device) {
+std::unique_ptr<Model> load_model(const Artifact& artifact, const c10::Device& device, bool for_capture) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(artifact.file, ec)) {
     throw BadInput("model file not found: " + artifact.file);
@@ -57,7 +57,7 @@ std::unique_ptr<Model> load_model(const Artifact& artifact, const c10::Device& d
   if (artifact.kind == "torchscript" || artifact.kind == "torchscript-trt") {
     return std::make_unique<TorchScriptModel>(artifact.file, device);
   }
-  if (artifact.kind == "aoti") return std::make_unique<AotiModel>(artifact.file, device);
+  if (artifact.kind == "aoti") return std::make_unique<AotiModel>(artifact.file, device, for_capture);
   throw BadInput("unknown artifact kind \"" + artifact.kind + "\"");
 }
 

@@ -21,7 +21,8 @@ class Model {
 };
 
 /// Loads the artifact onto `device`; throws BadInput when the file is missing, c10::Error when it is
-/// not a valid artifact of that kind.
-std::unique_ptr<Model> load_model(const Artifact& artifact, const c10::Device& device);
+/// not a valid artifact of that kind. `for_capture`: the model will be captured into a CUDA graph, so an
+/// AOTInductor package runs single-threaded (no runner pool whose locking and events a capture cannot hold).
+std::unique_ptr<Model> load_model(const Artifact& artifact, const c10::Device& device, bool for_capture = false);
 
 }  // namespace sweep

@@ -176,6 +176,20 @@ std::string device_name(const c10::Device& device) {
   return cpu_model_name();
 }
 
+std::optional<std::string> pci_bus_id(const c10::Device& device) {
+#ifdef SWEEP_WITH_CUDA
+  if (device.is_cuda()) {
+    char id[32] = {};  // "dddd:bb:dd.f" plus room for a longer domain
+    if (cudaDeviceGetPCIBusId(id, sizeof id, device.has_index() ? device.index() : 0) == cudaSuccess) {
+      return std::string(id);
+    }
+  }
+#else
+  (void)device;
+#endif
+  return std::nullopt;
+}
+
 std::optional<std::string> cuda_runtime_version() {
 #ifdef SWEEP_WITH_CUDA
   int v = 0;  // needs no device: the version of the libcudart that libtorch loaded

@@ -41,6 +41,9 @@ Memory peak_memory(const c10::Device& device);
 /// GPU name for CUDA devices, the processor's model name for the CPU.
 std::string device_name(const c10::Device& device);
 
+/// The PCI bus id of a CUDA device ("0000:3B:00.0", what NVML looks devices up by), or nullopt (CPU, CPU build).
+std::optional<std::string> pci_bus_id(const c10::Device& device);
+
 /// The CUDA runtime version in use ("13.0") in a CUDA build (whatever the job's device, like
 /// Python's torch.version.cuda), or nullopt in a CPU build.
 std::optional<std::string> cuda_runtime_version();
