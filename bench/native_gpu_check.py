@@ -118,6 +118,7 @@ def main() -> None:
             f"{'tf32 mm/cudnn':>13} {'rel_err':>8} {'wall s':>6}")
     print(head)
     for name, artifact, kind, graphs, tf32 in jobs:
+        tf32 = tf32 if cuda else ""  # on the CPU the binary refuses any tf32 setting
         short = name.split()[0].replace("'", "")
         job = job_file(work, short + ("-" + tf32 if tf32 else ""), artifact, kind, graphs, tf32, args.warmup,
                        args.iters, args.device)

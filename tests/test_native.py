@@ -201,13 +201,13 @@ def check_ok_result(result: dict[str, Any], iters: int, outputs_path: Path) -> N
 def check_cpu_additions(result: dict[str, Any]) -> None:
     """TEAM.md's result.json additions on a CPU run: what C++ does not measure is null with a note."""
     assert result["cuda_graphs"] is False
-    assert result["tf32_matmul"] is False and result["tf32_cudnn"] is True  # PyTorch's defaults (tf32 "")
+    assert result["tf32_matmul"] is False and result["tf32_cudnn"] is False  # no TF32 on the CPU (as in Python)
     assert isinstance(result["num_threads"], int) and result["num_threads"] >= 1
     assert result["num_threads"] == result["extra"]["intra_op_threads"]
     assert result["kernel_busy_ms"] is None and result["kernels_per_forward"] is None
     assert result["profile_note"] == "kernel-busy time is not measured by the C++ runner"
     assert result["energy_mj_per_forward"] is None and result["mean_power_w"] is None
-    assert "CUDA devices only" in result["energy_note"]
+    assert result["energy_note"] == "no energy counter on the CPU (NVML measures GPUs)"  # sweep/telemetry.py's
     assert result["fidelity"] is None  # the parent judges C++ outputs
 
 
@@ -379,13 +379,12 @@ def test_deep_nesting_in_an_ignored_key_is_read(bench: Path, artifacts: dict[str
 # TEAM.md's job.json / result.json additions: cuda_graphs, tf32, threads, energy, profile, fidelity
 
 
-@pytest.mark.parametrize(("tf32", "matmul", "cudnn"), [("", False, True), ("on", True, True), ("off", False, False)])
-def test_tf32_flags_are_set_and_reported(
-    bench: Path, artifacts: dict[str, Path], tmp_path: Path, tf32: str, matmul: bool, cudnn: bool
-) -> None:
-    job = make_job(tmp_path, artifacts["tiny.ts"], "torchscript", TINY_INPUTS, iters=2, tf32=tf32)
-    result = run_ok(bench, job, tmp_path)
-    assert (result["tf32_matmul"], result["tf32_cudnn"]) == (matmul, cudnn)
+@pytest.mark.parametrize("tf32", ["on", "off"])
+def test_tf32_on_a_cpu_job_is_bad_input(bench: Path, artifacts: dict[str, Path], tmp_path: Path, tf32: str) -> None:
+    # The matrix refuses it; a job file that says it anyway is refused as runners/common.py refuses it.
+    job = make_job(tmp_path, artifacts["tiny.ts"], "torchscript", TINY_INPUTS, tf32=tf32)
+    out = tmp_path / "result.json"
+    assert_bad_input(run_bench(bench, job, out), out, '"tf32"', f'"{tf32}"', "CUDA devices only", "cpu")
 
 
 @pytest.mark.parametrize("artifact", ["tiny.ts", "tiny.pt2"])
@@ -393,7 +392,7 @@ def test_cuda_graphs_on_cpu_is_unsupported(
     bench: Path, artifacts: dict[str, Path], tmp_path: Path, artifact: str
 ) -> None:
     kind = "aoti" if artifact.endswith(".pt2") else "torchscript"
-    job = make_job(tmp_path, artifacts[artifact], kind, TINY_INPUTS, cuda_graphs=True, tf32="off")
+    job = make_job(tmp_path, artifacts[artifact], kind, TINY_INPUTS, cuda_graphs=True)
     out = tmp_path / "result.json"
     proc = run_bench(bench, job, out)
     assert proc.returncode == 0, proc.stderr
@@ -403,6 +402,7 @@ def test_cuda_graphs_on_cpu_is_unsupported(
     assert result["cuda_graphs"] is True  # what was asked: never run without the graph instead
     assert result["samples_ms"] == [] and result["outputs_path"] is None
     assert result["tf32_matmul"] is False and result["tf32_cudnn"] is False
+    assert result["num_threads"] >= 1 and result["profile_note"]
     assert result["energy_mj_per_forward"] is None and result["energy_note"] == "no timed loop ran"
     assert result["fidelity"] is None and result["kernel_busy_ms"] is None
     assert not (tmp_path / "work" / "outputs.pt").exists()
@@ -573,6 +573,20 @@ def test_cuda_graphs_replay_in_the_timed_loop(bench: Path, tmp_path: Path, kind:
         assert result["energy_note"], result
     else:
         assert result["energy_mj_per_forward"] > 0 and result["mean_power_w"] > 0 and result["energy_note"] == ""
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(("tf32", "matmul", "cudnn"), [("", False, True), ("on", True, True), ("off", False, False)])
+def test_tf32_flags_are_set_and_reported(bench: Path, tmp_path: Path, tf32: str, matmul: bool, cudnn: bool) -> None:
+    if not built_with_cuda(bench):
+        pytest.skip("this sweep-bench was built without CUDA")
+    x = contract_inputs(TINY_INPUTS, 0)[0]
+    with torch.no_grad():
+        torch.jit.trace(tiny_model().cuda(), (x.cuda(),)).save(str(tmp_path / "tiny_cuda.ts"))
+    job = make_job(tmp_path, tmp_path / "tiny_cuda.ts", "torchscript", TINY_INPUTS, device="cuda", tf32=tf32)
+    result = run_ok(bench, job, tmp_path)
+    assert (result["tf32_matmul"], result["tf32_cudnn"]) == (matmul, cudnn)
 
 
 @pytest.mark.gpu

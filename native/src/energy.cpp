@@ -17,6 +17,8 @@ using nvmlReturn_t = int;  // NVML_SUCCESS = 0
 using nvmlDevice_t = void*;
 constexpr nvmlReturn_t kSuccess = 0;
 constexpr nvmlReturn_t kNotSupported = 3;
+// Below this the counter's update steps are a visible share of the difference (sweep/telemetry.py's SHORT_LOOP_S).
+constexpr double kShortLoopMs = 1000.0;
 
 using InitFn = nvmlReturn_t (*)();
 using ShutdownFn = nvmlReturn_t (*)();
@@ -39,7 +41,7 @@ std::string nvml_error(void* library, nvmlReturn_t rc) {
 
 Counter::Counter(const c10::Device& device) {
   if (!device.is_cuda()) {
-    note_ = "energy is measured on CUDA devices only (NVML's GPU energy counter); job device: " + device.str();
+    note_ = "no energy counter on the CPU (NVML measures GPUs)";  // the Python runners' words
     return;
   }
   const std::optional<std::string> bus_id = platform::pci_bus_id(device);
@@ -101,16 +103,23 @@ Reading reading(const std::optional<unsigned long long>& before, const std::opti
     r.note = note;
     return r;
   }
-  if (*after <= *before) {
-    char ms[32];
-    std::snprintf(ms, sizeof ms, "%.1f", elapsed_ms);
-    r.note = std::string("the energy counter did not advance during the ") + ms +
-             " ms timed loop (too short for its update interval): run more iterations";
+  // The notes are worded as sweep/telemetry.py words them for the Python runners.
+  char text[160];
+  if (*after <= *before || iters <= 0 || elapsed_ms <= 0) {
+    std::snprintf(text, sizeof text, "the energy counter did not advance over the timed loop (%.0f mJ in %.3f s)",
+                  static_cast<double>(*after) - static_cast<double>(*before), elapsed_ms / 1e3);
+    r.note = text;
     return r;
   }
   const double mj = static_cast<double>(*after - *before);
   r.mj_per_forward = mj / static_cast<double>(iters);
-  if (elapsed_ms > 0) r.mean_power_w = mj / elapsed_ms;  // mJ / ms = W
+  r.mean_power_w = mj / elapsed_ms;  // mJ / ms = W
+  if (elapsed_ms < kShortLoopMs) {
+    std::snprintf(text, sizeof text,
+                  "timed loop lasted %.2f s: NVML's counter advances in steps, so this is approximate",
+                  elapsed_ms / 1e3);
+    r.note = text;
+  }
   return r;
 }
 

@@ -170,6 +170,7 @@ constexpr const char* kNoLoop = "no timed loop ran";
 
 /// The result.json skeleton shared by every status (runners/README.md), with what the run was set up with.
 Json result_json(const std::string& status, const std::string& reason, const Job& job) {
+  const bool cuda = c10::Device(job.device).is_cuda();  // parse_device() has accepted it by now
   Json r = Json::object();
   r["status"] = status;
   r["reason"] = reason;
@@ -189,8 +190,9 @@ Json result_json(const std::string& status, const std::string& reason, const Job
   // The run's settings. cuda_graphs is the job's: a graph that cannot be captured makes the job
   // unsupported, it is never run without one.
   r["cuda_graphs"] = job.cuda_graphs;
-  r["tf32_matmul"] = at::globalContext().allowTF32CuBLAS();
-  r["tf32_cudnn"] = at::globalContext().allowTF32CuDNN();
+  // As the Python runners report them: both false on the CPU, where TF32 does not exist.
+  r["tf32_matmul"] = cuda && at::globalContext().allowTF32CuBLAS();
+  r["tf32_cudnn"] = cuda && at::globalContext().allowTF32CuDNN();
   r["num_threads"] = static_cast<int64_t>(at::get_num_threads());
   r["kernel_busy_ms"] = nullptr;
   r["kernels_per_forward"] = nullptr;
@@ -249,12 +251,16 @@ int run(int argc, char** argv) {
   const trt::Runtime& rt = trt::load_runtime();  // before any model is loaded
   stage = "reading " + args.job;
   const Job job = load_job(args.job);
-  apply_tf32(job.tf32);  // first, so that every result (unsupported ones too) reports the flags in force
   if (!rt.loaded && !rt.path.empty() && job.artifact.kind != "torchscript-trt") {
     std::cerr << "sweep-bench: warning: " << trt::unavailable_reason(rt) << "\n";
   }
 
   const c10::Device device = platform::parse_device(job.device);
+  if (!job.tf32.empty() && !device.is_cuda()) {
+    throw BadInput(args.job + ": \"tf32\": \"" + job.tf32 + "\" applies to CUDA devices only, the job runs on " +
+                   job.device + " (allowed there: \"\")");
+  }
+  apply_tf32(job.tf32);  // before anything else, so that every result (unsupported ones too) reports it
   const std::optional<std::string> device_missing = platform::unavailable_reason(device);
   const auto usable_device = device_missing ? std::nullopt : std::optional<c10::Device>(device);
   if (job.artifact.kind == "torchscript-trt" && !rt.loaded) {
