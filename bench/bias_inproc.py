@@ -16,7 +16,8 @@ import time
 import torch
 
 from runners import common
-from sweep.models import BUILTINS, draw_inputs
+from sweep.models import BUILTINS
+from sweep.models.build import build_builtin, draw_inputs
 
 precision = sys.argv[1] if len(sys.argv) > 1 else "fp16"
 model_name = sys.argv[2] if len(sys.argv) > 2 else "dino-vitdet-b"
@@ -24,7 +25,7 @@ device = "cuda" if torch.cuda.is_available() else "cpu"
 dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
 spec = BUILTINS[model_name]
 torch.manual_seed(0)
-model = spec.build().eval().to(device).to(dtype)
+model = build_builtin(model_name).eval().to(device).to(dtype)
 x = draw_inputs(spec.input_shapes(), *spec.input_range)[0].to(device).to(dtype)
 
 

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from sweep.models import BUILTINS, draw_inputs
+from sweep.models import BUILTINS
+from sweep.models.build import build_builtin, draw_inputs
 
 name = sys.argv[1] if len(sys.argv) > 1 else "dino-vitdet-tiny"
 device = sys.argv[2] if len(sys.argv) > 2 else "cpu"
@@ -65,7 +66,7 @@ def errors(out: dict[str, torch.Tensor], ref: dict[str, torch.Tensor]) -> dict[s
 
 def build(precision: str) -> tuple[torch.nn.Module, torch.Tensor]:
     torch.manual_seed(0)
-    model = spec.build().eval().to(device=device, dtype=DT[precision])
+    model = build_builtin(name).eval().to(device=device, dtype=DT[precision])
     x = draw_inputs(spec.input_shapes(), *spec.input_range)[0].to(device=device, dtype=DT[precision])
     return model, x
 

@@ -20,7 +20,7 @@ import torch
 from torch.utils._pytree import tree_flatten
 
 from sweep import atomic, telemetry
-from sweep.models import draw_inputs
+from sweep.models.build import draw_inputs
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

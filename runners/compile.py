@@ -27,7 +27,7 @@ from torch import nn
 from runners import common
 from sweep import trt_api
 from sweep.jobs import low_precision
-from sweep.models import load_model
+from sweep.models.build import load_model
 
 DTYPE_NAMES = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32"}
 

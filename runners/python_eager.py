@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from runners import common
-from sweep.models import count_gflops, load_model
+from sweep.models.build import count_gflops, load_model
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:

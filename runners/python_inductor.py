@@ -9,7 +9,7 @@ import torch
 
 from runners import common
 from sweep.jobs import low_precision
-from sweep.models import load_model
+from sweep.models.build import load_model
 
 # reduce-overhead records CUDA graphs on the calls after the first compile; those calls are compile work too.
 CUDA_GRAPH_WARMUP_CALLS = 2

@@ -31,16 +31,21 @@ ArtifactsOpt = Annotated[Path, typer.Option("--artifacts", help="Compiled-varian
 MatrixArg = Annotated[Path, typer.Argument(help="Matrix YAML file.", show_default=False)]
 RuntimeOpt = Annotated[list[str] | None, typer.Option(
     "--runtime", help="Only the jobs of this runtime (repeatable); the rest of the matrix is left for later.")]
+MaxJobsOpt = Annotated[int, typer.Option(
+    "--max-jobs", min=1, help="Refuse a matrix that expands to more jobs than this (counted before any is made).")]
+AnyFactoryOpt = Annotated[bool, typer.Option(
+    "--allow-any-factory", help="Accept model factories from anywhere, the standard library included (SECURITY.md).")]
 
 
-def load_matrix(path: Path, runtimes: list[str] | None) -> Any:
+def load_matrix(path: Path, runtimes: list[str] | None, allow_any_factory: bool = False,
+                max_jobs: int | None = None) -> Any:
     """Load and validate; with --runtime, keep only those runtimes' jobs (an unknown name is a user error)."""
     import dataclasses
 
-    from sweep.matrix import load
+    from sweep.matrix import DEFAULT_MAX_JOBS, load
     from sweep.runtimes import RUNTIMES
 
-    m = load(path)
+    m = load(path, allow_any_factory=allow_any_factory, max_jobs=max_jobs or DEFAULT_MAX_JOBS)
     if not runtimes:
         return m
     for name in runtimes:
@@ -72,10 +77,12 @@ def user_errors(fn: F) -> F:
 def plan(matrix: MatrixArg,
          runtime: RuntimeOpt = None,
          as_json: Annotated[bool, typer.Option("--json", help="One JSON list of job objects on stdout.")] = False,
+         allow_any_factory: AnyFactoryOpt = False,
+         max_jobs: MaxJobsOpt = 20_000,
          ) -> None:
     """Show the jobs a matrix expands to; run nothing."""
 
-    m = load_matrix(matrix, runtime)
+    m = load_matrix(matrix, runtime, allow_any_factory, max_jobs)
     if as_json:
         out.print_json(json.dumps([j.to_dict() for j in m.jobs]))
         return
@@ -105,11 +112,13 @@ def run(matrix: MatrixArg,
         force: Annotated[bool, typer.Option("--force", help="Run jobs that already have an ok row.")] = False,
         timeout: Annotated[float | None, typer.Option("--timeout", min=0.001,
                                                       help="Seconds per job, overriding the matrix.")] = None,
+        allow_any_factory: AnyFactoryOpt = False,
+        max_jobs: MaxJobsOpt = 20_000,
         ) -> None:
     """Run every job of the matrix, each in its own subprocess; append one row per job."""
     from sweep.orchestrate import Orchestrator
 
-    m = load_matrix(matrix, runtime)
+    m = load_matrix(matrix, runtime, allow_any_factory, max_jobs)
     t0 = time.perf_counter()
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[current]}"), TimeElapsedColumn(), TextColumn("eta"),
@@ -262,7 +271,8 @@ def doctor(device: Annotated[str, typer.Option(help="Device to check: cpu, cuda 
 @user_errors
 def models(as_json: Annotated[bool, typer.Option("--json", help="JSON list on stdout.")] = False) -> None:
     """List the built-in models with parameter counts, default input shapes and forward GFLOPs."""
-    from sweep.models import BUILTINS, describe
+    from sweep.models import BUILTINS
+    from sweep.models.build import describe
 
     infos = [describe(name) for name in BUILTINS]
     if as_json:
@@ -295,12 +305,7 @@ def calibrate(model: Annotated[str, typer.Option(help="Built-in model to time.")
     if precision not in ("fp32", "fp16", "bf16"):
         raise SweepError(f"--precision: unknown value {precision!r}; allowed: fp32, fp16, bf16")
     _check_device(device)
-    from runners.common import Unavailable
-
-    try:
-        report = cal.calibrate(model, device, precision, iters=iters)
-    except Unavailable as exc:
-        raise SweepError(f"--device {device}: {exc}") from exc
+    report = cal.calibrate(model, device, precision, iters=iters)
     path = cal.save(report, results)
     table = Table(title=f"calibrate {model} {precision} on {report['env']['device_name']}", title_justify="left")
     for col in ("form", "ours host p50 (ms)", "ours events p50", "torch.utils.benchmark", "do_bench", "ratio"):
@@ -329,12 +334,13 @@ def compile_cmd(matrix: MatrixArg,
                 as_json: Annotated[bool, typer.Option("--json", help="One JSON list, an object per variant.")] = False,
                 timeout: Annotated[float | None, typer.Option(
                     "--timeout", min=0.001, help="Seconds per compile, overriding the matrix.")] = None,
+                allow_any_factory: AnyFactoryOpt = False,
                 ) -> None:
     """Build the compiled variants a matrix needs and run nothing; what is already built is reused."""
     from sweep import compile as compile_step
     from sweep.paths import runner_env
 
-    m = load_matrix(matrix, runtime)
+    m = load_matrix(matrix, runtime, allow_any_factory)
     planned = compile_step.plan(m.jobs)
     results: list[dict[str, Any]] = []
     for item in planned:

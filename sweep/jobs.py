@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -146,8 +147,9 @@ class Job:
             identity["tf32"] = self.tf32
         return identity
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        """Computed once per job (a frozen dataclass: nothing it hashes can change)."""
         return canonical_key(self.identity())
 
     @property

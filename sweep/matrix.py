@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
 import itertools
 import json
 import math
 import re
+import reprlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from sweep import models
+from sweep import factory, models
 from sweep.errors import MatrixError
 from sweep.jobs import (
     AMP_DTYPES,
@@ -50,6 +50,24 @@ EXCLUDE_VALUES: dict[str, tuple[str, ...]] = {
 }
 DEVICE_RE = re.compile(r"^(cpu|cuda|cuda:\d+)$")
 
+# Budgets that keep a hostile or mistaken matrix from costing more than a moment (issue 15: matrix bombs).
+# Real matrices are a few KB, a few hundred YAML nodes, a handful of anchors and a few hundred jobs.
+MAX_FILE_BYTES = 1 << 20
+MAX_ALIASES = 100  # *name references in the file
+MAX_NODES = 50_000  # YAML nodes once every alias is expanded (a billion-laughs file has ~10^9)
+MAX_DEPTH = 32  # nesting of mappings and lists
+MAX_EXCLUDE_RULES = 200  # per block
+DEFAULT_MAX_JOBS = 20_000  # `--max-jobs`: combinations over all blocks, counted before any job is made
+MAX_PROCESSES = 1_000
+
+_QUOTE = reprlib.Repr()
+_QUOTE.maxstring, _QUOTE.maxother, _QUOTE.maxlist, _QUOTE.maxdict, _QUOTE.maxlevel = 60, 60, 6, 4, 3
+
+
+def _quote(value: Any) -> str:
+    """A user's value inside an error message, cut short: a 100 MB string or an expanded alias stays one line."""
+    return _QUOTE.repr(value)
+
 
 @dataclass(frozen=True)
 class Matrix:
@@ -76,19 +94,106 @@ def _mapping(path: Path, where: str, value: Any) -> dict[str, Any]:
     return value
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """Parse the file; a syntax error names its line."""
+class _OverBudget(yaml.MarkedYAMLError):
+    """A budget of _BoundedLoader was exceeded; `problem` says which."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that counts aliases and nesting while it composes the node graph, before anything is
+    constructed: an alias bomb or a 3000-deep nesting is refused at the line where it starts."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._aliases = 0
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise _OverBudget(problem=f"more than {MAX_ALIASES} aliases (*name); a matrix needs a few",
+                                  problem_mark=self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _OverBudget(problem=f"nested deeper than {MAX_DEPTH} levels",
+                                  problem_mark=self.peek_event().start_mark)
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document has with every alias expanded, without expanding any (each shared node is
+    counted once and multiplied); stops at MAX_NODES. A node that contains itself is refused."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise _OverBudget(problem="an alias refers to a node that contains it (a recursive structure)",
+                              problem_mark=node.start_mark)
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            children: list[yaml.Node] = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > MAX_NODES:
+                raise _OverBudget(problem=f"expands to more than {MAX_NODES} YAML nodes (aliases included)",
+                                  problem_mark=node.start_mark)
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(root)  # recursion is bounded: composing refused anything deeper than MAX_DEPTH
+
+
+def _safe_load(text: str) -> Any:
+    loader = _BoundedLoader(text)
     try:
-        text = path.read_text()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse the file within the budgets above; a syntax error or an exceeded budget names its line."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise MatrixError(path, "(file)", f"is {size} bytes; a matrix file is at most {MAX_FILE_BYTES} bytes")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)  # the file may grow between stat and read
     except OSError as exc:
         raise MatrixError(path, "(file)", f"cannot read: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_FILE_BYTES:
+        raise MatrixError(path, "(file)", f"is larger than {MAX_FILE_BYTES} bytes, the most a matrix file may be")
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MatrixError(path, "(file)", f"is not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = _safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}" if mark is not None else "(file)"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise MatrixError(path, line, f"YAML syntax error: {problem}") from exc
+        what = "YAML syntax error: " if not isinstance(exc, _OverBudget) else "refused: "
+        raise MatrixError(path, line, f"{what}{problem}") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise MatrixError(path, "(file)", f"YAML value error: {exc}") from None
     if not isinstance(data, dict):
         raise MatrixError(path, "(file)", "must be a YAML mapping with at least `model` and `jobs`")
     return data
@@ -96,7 +201,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 def _positive_int(path: Path, key: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise MatrixError(path, key, f"must be an integer >= {minimum}, got {value!r}")
+        raise MatrixError(path, key, f"must be an integer >= {minimum}, got {_quote(value)}")
     return value
 
 
@@ -109,13 +214,14 @@ def _measure(path: Path, where: str, value: Any) -> dict[str, Any]:
             _positive_int(path, f"{where}.{key}", out[key])
     if "seed" in out:
         _positive_int(path, f"{where}.seed", out["seed"], minimum=0)
-    if "processes" in out:
-        _positive_int(path, f"{where}.processes", out["processes"])
+    if "processes" in out and _positive_int(path, f"{where}.processes", out["processes"]) > MAX_PROCESSES:
+        raise MatrixError(path, f"{where}.processes", f"must be an integer in 1..{MAX_PROCESSES}, got "
+                                                      f"{out['processes']}")
     for key in ("timeout_s", "memory_limit_gb"):
         if key in out:
             t = out[key]
             if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-                raise MatrixError(path, f"{where}.{key}", f"must be a number > 0, got {t!r}")
+                raise MatrixError(path, f"{where}.{key}", f"must be a number > 0, got {_quote(t)}")
     return out
 
 
@@ -143,7 +249,7 @@ def _fidelity(path: Path, where: str, value: Any) -> dict[str, Any]:
             number = _number(raw)
             if number is None or number <= 0:
                 raise MatrixError(path, f"{where}.tolerance.{precision}",
-                                  f"must be a number > 0 (the largest relative error that passes), got {raw!r}")
+                                  f"must be a number > 0 (the largest relative error that passes), got {_quote(raw)}")
             out["tolerance"][precision] = number
     if "measure" in data:
         out["measure"] = _choice(path, f"{where}.measure", data["measure"], FIDELITY_MEASURES)
@@ -152,7 +258,8 @@ def _fidelity(path: Path, where: str, value: Any) -> dict[str, Any]:
         if (not isinstance(outputs, list) or not outputs or len(set(map(repr, outputs))) != len(outputs)
                 or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in outputs)):
             raise MatrixError(path, f"{where}.outputs", f"must be a non-empty list of distinct output indices >= 0 "
-                                                        f"(flattened outputs, from 0), e.g. [3, 4]; got {outputs!r}")
+                                                        f"(flattened outputs, from 0), e.g. [3, 4]; "
+                                                        f"got {_quote(outputs)}")
         out["outputs"] = tuple(outputs)
     return out
 
@@ -173,7 +280,7 @@ def _shape_list(path: Path, key: str, value: Any, nested: bool) -> list[list[int
     for shape in shapes:
         if (not isinstance(shape, list) or not shape
                 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)):
-            raise MatrixError(path, key, f"a shape is a non-empty list of positive integers, got {shape!r}")
+            raise MatrixError(path, key, f"a shape is a non-empty list of positive integers, got {_quote(shape)}")
     return shapes
 
 
@@ -185,8 +292,9 @@ def _file_hash(p: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _model(path: Path, where: str, value: Any) -> ModelSpec:
-    """Validate the model block and resolve it: the builtin exists, the factory imports, the files exist."""
+def _model(path: Path, where: str, value: Any, allow_any_factory: bool) -> ModelSpec:
+    """Validate the model block and resolve it: the builtin exists and takes its options, the factory's module
+    defines the function (read, never imported), the files exist."""
     data = _mapping(path, where, value)
     _check_keys(path, f"{where}.", data, MODEL_KEYS)
     sources = [k for k in MODEL_SOURCES if k in data]
@@ -211,7 +319,7 @@ def _model(path: Path, where: str, value: Any) -> ModelSpec:
     if source == "name":
         if ref not in models.BUILTINS:
             known = _allowed(list(models.BUILTINS))
-            raise MatrixError(path, f"{where}.name", f"unknown model {ref!r}; built-in: {known}")
+            raise MatrixError(path, f"{where}.name", f"unknown model {_quote(ref)}; built-in: {known}")
         builtin = models.BUILTINS[ref]
         try:
             default_shapes = builtin.input_shapes(**options)
@@ -220,16 +328,13 @@ def _model(path: Path, where: str, value: Any) -> ModelSpec:
         input_range = builtin.input_range
         kind = "builtin"
     elif source == "factory":
-        if not re.match(r"^[\w.]+:\w+$", ref):
-            raise MatrixError(path, f"{where}.factory", f"must look like 'package.module:function', got {ref!r}")
         try:
-            factory = models.import_factory(ref, root)
-        except Exception as exc:  # any import-time failure of user code is a matrix problem
-            raise MatrixError(path, f"{where}.factory", f"cannot import {ref}: {type(exc).__name__}: {exc}") from exc
+            found = factory.locate(ref, Path(root), allow_any=allow_any_factory)
+        except factory.FactoryError as exc:
+            raise MatrixError(path, f"{where}.factory", str(exc)) from None
         # The factory's source is part of the model: an edited or another project's `models:build` must
         # not reuse old rows, compiled variants or references.
-        source_file = inspect.getsourcefile(factory)
-        content_hash = _file_hash(Path(source_file)) if source_file else ""
+        content_hash = found.content_hash
         kind = "factory"
     else:
         file = (path.parent / ref).resolve()
@@ -252,7 +357,7 @@ def _model(path: Path, where: str, value: Any) -> ModelSpec:
         rng = data["input_range"]
         if (not isinstance(rng, list) or len(rng) != 2
                 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in rng) or rng[0] >= rng[1]):
-            raise MatrixError(path, f"{where}.input_range", f"must be [low, high] with low < high, got {rng!r}")
+            raise MatrixError(path, f"{where}.input_range", f"must be [low, high] with low < high, got {_quote(rng)}")
         input_range = (float(rng[0]), float(rng[1]))
     checkpoint = None
     if "checkpoint" in data:
@@ -283,7 +388,7 @@ def _as_axis(path: Path, key: str, value: Any) -> list[Any]:
 
 def _choice(path: Path, key: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise MatrixError(path, key, f"unknown value {value!r}; allowed: {_allowed(allowed)}")
+        raise MatrixError(path, key, f"unknown value {_quote(value)}; allowed: {_allowed(allowed)}")
     return str(value)
 
 
@@ -319,7 +424,7 @@ def _enabled_axis(path: Path, key: str, value: Any) -> list[tuple[str, ...]]:
 
 def _device(path: Path, key: str, value: Any) -> str:
     if not isinstance(value, str) or not DEVICE_RE.match(value):
-        raise MatrixError(path, key, f"unknown device {value!r}; allowed: cpu, cuda, cuda:N")
+        raise MatrixError(path, key, f"unknown device {_quote(value)}; allowed: cpu, cuda, cuda:N")
     return value
 
 
@@ -331,6 +436,9 @@ def _exclude_rules(path: Path, where: str, value: Any) -> list[dict[str, list[An
     """Each rule maps axis keys to the values it excludes, checked and normalised like the axes themselves:
     a misspelt value would otherwise exclude nothing, silently."""
     rules = value if isinstance(value, list) else [value]
+    if len(rules) > MAX_EXCLUDE_RULES:
+        raise MatrixError(path, where, f"has {len(rules)} rules; at most {MAX_EXCLUDE_RULES} per block (list "
+                                       f"the values to keep instead, or split the block)")
     out = []
     for i, rule in enumerate(rules):
         key = f"{where}[{i}]"
@@ -354,15 +462,31 @@ def _matches(rule: Mapping[str, list[Any]], values: Mapping[str, Any]) -> bool:
     return all(values.get(axis) in wants for axis, wants in rule.items())
 
 
-def _expand_block(path: Path, index: int, block: dict[str, Any], top: dict[str, Any],
-                  name: str) -> Iterator[Job]:
+@dataclass(frozen=True)
+class _Block:
+    """One jobs block, validated, its axes parsed: what it would expand to is known before any job exists."""
+
+    where: str
+    model: ModelSpec
+    measure: dict[str, Any]
+    fidelity: FidelitySpec
+    axes: tuple[list[Any], ...]  # in AXES order: runtime, device, model_precision, amp_dtype, enabled, mode, ...
+    rules: list[dict[str, list[Any]]]
+
+    @property
+    def combinations(self) -> int:
+        return math.prod(len(axis) for axis in self.axes)
+
+
+def _parse_block(path: Path, index: int, block: dict[str, Any], top: dict[str, Any],
+                 allow_any_factory: bool) -> _Block:
     where = f"jobs[{index}]"
     _check_keys(path, f"{where}.", block, BLOCK_KEYS)
     if "runtime" not in block:
         raise MatrixError(path, f"{where}.runtime", f"is required; known runtimes: {_allowed(list(RUNTIMES))}")
     runtimes = [_choice(path, f"{where}.runtime", r, tuple(RUNTIMES))
                 for r in _as_axis(path, f"{where}.runtime", block["runtime"])]
-    model = _model(path, f"{where}.model", block["model"]) if "model" in block else top["model"]
+    model = _model(path, f"{where}.model", block["model"], allow_any_factory) if "model" in block else top["model"]
     if model is None:
         raise MatrixError(path, "model", "is required (at the top or in every jobs block)")
     measure = {**top["measure"], **(_measure(path, f"{where}.measure", block["measure"]) if "measure" in block else {})}
@@ -390,12 +514,17 @@ def _expand_block(path: Path, index: int, block: dict[str, Any], top: dict[str, 
     tf32s = [_tf32(path, f"{where}.tf32", t) for t in _as_axis(path, f"{where}.tf32", block["tf32"])] \
         if "tf32" in block else [""]
     rules = _exclude_rules(path, f"{where}.exclude", block["exclude"]) if "exclude" in block else []
-    for rt, device, precision, amp, ep, mode, graph, tf32 in itertools.product(
-            runtimes, devices, precisions, amps, enabled, modes, graphs, tf32s):
+    return _Block(where=where, model=model, measure=measure, fidelity=fidelity,
+                  axes=(runtimes, devices, precisions, amps, enabled, modes, graphs, tf32s), rules=rules)
+
+
+def _expand_block(path: Path, block: _Block, name: str) -> Iterator[Job]:
+    where, measure = block.where, block.measure
+    for rt, device, precision, amp, ep, mode, graph, tf32 in itertools.product(*block.axes):
         spec = RUNTIMES[rt]
         values = {"runtime": rt, "device": device, "model_precision": precision, "amp_dtype": amp,
                   "enabled_precisions": ep, "compile_mode": mode, "cuda_graphs": graph, "tf32": tf32}
-        if any(_matches(rule, values) for rule in rules):
+        if any(_matches(rule, values) for rule in block.rules):
             continue  # before the checks below: exclude is how a block drops what one runtime can't do
         if precision not in spec.precisions:
             raise MatrixError(path, f"{where}.model_precision",
@@ -416,7 +545,7 @@ def _expand_block(path: Path, index: int, block: dict[str, Any], top: dict[str, 
                                                      f"allowed: on, off with device cuda or cuda:N")
         yield Job(
             runtime=rt,
-            model=model,
+            model=block.model,
             device=device,
             model_precision=precision,
             amp_dtype=amp if "amp_dtype" in has else "",
@@ -431,20 +560,25 @@ def _expand_block(path: Path, index: int, block: dict[str, Any], top: dict[str, 
             timeout_s=float(measure["timeout_s"]),
             processes=measure.get("processes") or (CUDA_PROCESSES if cuda else 1),
             memory_limit_gb=float(measure["memory_limit_gb"]) if "memory_limit_gb" in measure else None,
-            fidelity=fidelity,
+            fidelity=block.fidelity,
         )
 
 
-def load(path: Path | str) -> Matrix:
-    """Read, validate and expand a matrix file. Raises MatrixError naming file, key and allowed values."""
+def load(path: Path | str, *, allow_any_factory: bool = False, max_jobs: int = DEFAULT_MAX_JOBS) -> Matrix:
+    """Read, validate and expand a matrix file. Raises MatrixError naming file, key and allowed values.
+
+    Imports nothing from the model: factories are read as source (sweep.factory), built-ins come from the
+    torch-free catalog. `allow_any_factory` lifts the factory policy (standard-library modules). A matrix
+    whose blocks multiply to more than `max_jobs` combinations is refused before any job is made.
+    """
     path = Path(path)
     data = read_yaml(path)
     _check_keys(path, "", data, TOP_KEYS)
     name = data.get("name", path.stem)
     if not isinstance(name, str) or not re.match(r"^[\w.-]+$", name):
-        raise MatrixError(path, "name", f"must be letters, digits, '.', '_' or '-', got {name!r}")
+        raise MatrixError(path, "name", f"must be letters, digits, '.', '_' or '-', got {_quote(name)}")
     top = {
-        "model": _model(path, "model", data["model"]) if "model" in data else None,
+        "model": _model(path, "model", data["model"], allow_any_factory) if "model" in data else None,
         "device": _device(path, "device", data.get("device", "cpu")),
         "measure": {**MEASURE_DEFAULTS, **_measure(path, "measure", data.get("measure", {}))},
         "fidelity": _fidelity(path, "fidelity", data["fidelity"]) if "fidelity" in data else {},
@@ -452,9 +586,17 @@ def load(path: Path | str) -> Matrix:
     blocks = data.get("jobs")
     if not isinstance(blocks, list) or not blocks:
         raise MatrixError(path, "jobs", "must be a non-empty list of job blocks (each with a runtime)")
+    parsed = [_parse_block(path, index, _mapping(path, f"jobs[{index}]", block), top, allow_any_factory)
+              for index, block in enumerate(blocks)]
+    total = sum(block.combinations for block in parsed)
+    if total > max_jobs:
+        biggest = max(parsed, key=lambda b: b.combinations)
+        raise MatrixError(path, "jobs", f"would expand to {total:,} jobs (before exclude rules and duplicates; "
+                                        f"{biggest.where} alone {biggest.combinations:,}), more than --max-jobs "
+                                        f"{max_jobs:,}; split the matrix or raise --max-jobs")
     jobs: dict[str, Job] = {}
-    for index, block in enumerate(blocks):
-        for job in _expand_block(path, index, _mapping(path, f"jobs[{index}]", block), top, name):
+    for block in parsed:
+        for job in _expand_block(path, block, name):
             jobs.setdefault(job.key, job)
     if not jobs:
         raise MatrixError(path, "jobs", "every combination is excluded; nothing to run")

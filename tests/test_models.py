@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sweep.models import BUILTINS, describe, draw_inputs, load_model
+from sweep.models import BUILTINS
+from sweep.models.build import build_builtin, describe, draw_inputs, load_model
 from sweep.models.deformable import multi_scale_deformable_attn
 from sweep.models.dino import DinoDetector
 
@@ -243,9 +244,9 @@ def test_options_change_sizes() -> None:
         boxes, scores, labels, *_ = module(x)
     assert boxes.shape == (100, 4) and scores.shape == (100,) and labels.shape == (100,)
     with pytest.raises(TypeError, match="unknown option"):
-        spec.build(imagesize=64)
+        build_builtin(NAME, imagesize=64)
     with pytest.raises(ValueError, match="multiple of patch_size"):
-        spec.build(image_size=100)
+        build_builtin(NAME, image_size=100)
 
 
 def test_tiny_builtin_still_works() -> None:
@@ -254,6 +255,24 @@ def test_tiny_builtin_still_works() -> None:
     with torch.no_grad():
         out = module(*draw_inputs(spec.input_shapes(), *spec.input_range))
     assert out.shape == (1, 10) and bool(torch.isfinite(out).all())
+
+
+def test_catalog_and_builders_agree_and_validate_options_without_torch() -> None:
+    from sweep.models.build import BUILDERS
+
+    assert set(BUILTINS) == set(BUILDERS)
+    with pytest.raises(TypeError, match="unknown option"):
+        BUILTINS[NAME].input_shapes(imagesize=64)
+    with pytest.raises(ValueError, match="embed_dim must be a positive integer"):
+        BUILTINS[NAME].input_shapes(embed_dim="wide")
+    with pytest.raises(ValueError, match=r"image_size must be a positive int or \[height, width\]"):
+        BUILTINS[NAME].input_shapes(image_size=[64, 64, 3])
+    with pytest.raises(TypeError):
+        BUILTINS["tiny"].input_shapes(depth=3)
+    with pytest.raises(ValueError, match="width must be a positive integer"):
+        BUILTINS["tiny"].input_shapes(width=0)
+    assert BUILTINS["tiny"].input_shapes(width=8) == [[1, 3, 64, 64]]
+    assert BUILTINS[NAME].judged_outputs == (3, 4) and BUILTINS["tiny"].judged_outputs is None
 
 
 @pytest.mark.parametrize("name", ["tiny", NAME])

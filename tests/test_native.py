@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils import _pytree as pytree
 
-from sweep.models import BUILTINS
+from sweep.models.build import build_builtin
 
 pytestmark = pytest.mark.slow
 
@@ -160,7 +160,7 @@ TINY_INPUTS = [{"shape": [1, 3, 64, 64], "low": -1.0, "high": 1.0}]
 
 def tiny_model(dtype: torch.dtype = torch.float32) -> nn.Module:
     torch.manual_seed(0)
-    return BUILTINS["tiny"].build().eval().to(dtype)
+    return build_builtin("tiny").eval().to(dtype)
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,15 @@ import time
 
 import torch
 
-from sweep.models import BUILTINS, draw_inputs
+from sweep.models import BUILTINS
+from sweep.models.build import build_builtin, draw_inputs
 
 precision = sys.argv[1] if len(sys.argv) > 1 else "fp16"
 model_name = next((a for a in sys.argv[2:] if not a.startswith("--")), "dino-vitdet-b")
 dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
 spec = BUILTINS[model_name]
 torch.manual_seed(0)
-model = spec.build().eval().cuda().to(dtype)
+model = build_builtin(model_name).eval().cuda().to(dtype)
 x = draw_inputs(spec.input_shapes(), *spec.input_range)[0].cuda().to(dtype)
 with torch.inference_mode():
     for _ in range(20):
