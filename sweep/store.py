@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,6 +33,7 @@ __all__ = ["COLUMNS", "RESUME_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "BadFile", "
 # What resume needs to decide that a (job, process) is done on this machine (sweep.orchestrate).
 RESUME_COLUMNS = ("job_key", "process", "status", "device_name", "torch_version", "torch_tensorrt_version",
                   "tensorrt_version", "runtime")
+T = TypeVar("T")
 LISTED_BAD = 8  # bad files named in the one-line error; the rest are counted
 WHY_CHARS = 120
 
@@ -87,20 +88,26 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= WHY_CHARS else text[: WHY_CHARS - 1] + "…"
 
 
-def _current(table: pa.Table, version: int, columns: Sequence[str]) -> pa.Table:
-    """A file's table as `columns` of the current schema: upgraded when older, nulls for absent optional columns."""
-    if version != SCHEMA_VERSION:
-        rows = [upgrade(row, version) for row in table.to_pylist()]
-        table = pa.Table.from_pylist(rows, schema=pa.schema([SCHEMA.field(c) for c in SCHEMA.names
-                                                              if any(c in r for r in rows)]))
-    target = pa.schema([SCHEMA.field(c) for c in columns])
-    arrays = [table.column(c) if c in table.column_names else pa.nulls(len(table), SCHEMA.field(c).type)
-              for c in columns]
-    return pa.Table.from_arrays(arrays, names=list(columns)).cast(target)
+def _damage(exc: Exception) -> str:
+    """pyarrow's words for a damaged file, shortened to what the user needs to know."""
+    text = _one_line(exc)
+    if "CRC checksum verification failed" in str(exc):
+        return "damaged: a page checksum does not match"
+    if "Corrupt snappy" in text or "decompress" in text.lower():
+        return f"damaged: {text}"
+    return f"unreadable: {text}"
 
 
-def _read_file(path: Path, columns: Sequence[str]) -> pa.Table:
-    """One file as `columns` of the current schema, checksums verified; SchemaMismatch or a pyarrow error if not."""
+def _pylist(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows as dicts, column by column: Table.to_pylist (like pa.array) makes pyarrow import pandas."""
+    names = table.column_names
+    columns = [table.column(name).to_pylist() for name in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _open(path: Path, columns: Sequence[str]) -> tuple[pa.Table, int]:
+    """A file's `columns` (and, for older versions, what their upgrade needs) as stored, with its schema
+    version; checksums verified. SchemaMismatch, or pyarrow's error for a damaged file, when it cannot be used."""
     parquet = pq.ParquetFile(path, page_checksum_verification=True)
     arrow_schema = parquet.schema_arrow
     version = file_version(arrow_schema.metadata)
@@ -114,20 +121,45 @@ def _read_file(path: Path, columns: Sequence[str]) -> pa.Table:
     nulls = [c for c in REQUIRED_COLUMNS[version] if c in table.column_names and table.column(c).null_count]
     if nulls:
         raise SchemaMismatch(f"required columns {', '.join(nulls)} hold nulls")
-    return _current(table, version, columns)
+    return table, version
 
 
-def _read_all(results_dir: Path, columns: Sequence[str]) -> tuple[list[pa.Table], list[BadFile]]:
-    tables: list[pa.Table] = []
+def _current(table: pa.Table, version: int, columns: Sequence[str]) -> pa.Table:
+    """A file's table as `columns` of the current schema: upgraded when older, nulls for absent optional columns."""
+    if version != SCHEMA_VERSION:
+        rows = [upgrade(row, version) for row in _pylist(table)]
+        table = pa.Table.from_pylist(rows, schema=pa.schema([SCHEMA.field(c) for c in SCHEMA.names
+                                                              if any(c in r for r in rows)]))
+    target = pa.schema([SCHEMA.field(c) for c in columns])
+    arrays = [table.column(c) if c in table.column_names else pa.nulls(len(table), SCHEMA.field(c).type)
+              for c in columns]
+    return pa.Table.from_arrays(arrays, names=list(columns)).cast(target)
+
+
+def _read_file(path: Path, columns: Sequence[str]) -> pa.Table:
+    """One file as `columns` of the current schema (a table: pyarrow then needs pandas for older versions)."""
+    return _current(*_open(path, columns), columns)
+
+
+def _resume_file(path: Path, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """One file's rows as dicts of `columns`, upgraded in Python: no Arrow data is built, so no pandas."""
+    table, version = _open(path, columns)
+    return [{c: row.get(c) for c in columns} for row in (upgrade(r, version) for r in _pylist(table))]
+
+
+def _read_all(results_dir: Path, read: Callable[[Path, Sequence[str]], T],
+              columns: Sequence[str]) -> tuple[list[T], list[BadFile]]:
+    """`read` of every row file, and every file it failed on with why (one line each)."""
+    out: list[T] = []
     bad: list[BadFile] = []
     for path in row_files(results_dir):
         try:
-            tables.append(_read_file(path, columns))
+            out.append(read(path, columns))
         except SchemaMismatch as exc:
             bad.append(BadFile(path, _one_line(exc)))
         except Exception as exc:  # noqa: BLE001 — a damaged file may fail anywhere in pyarrow's decoder
-            bad.append(BadFile(path, f"unreadable: {_one_line(exc)}"))
-    return tables, bad
+            bad.append(BadFile(path, _damage(exc)))
+    return out, bad
 
 
 def bad_files_error(results_dir: Path, bad: Sequence[BadFile]) -> ResultsError:
@@ -160,7 +192,7 @@ def load(results_dir: Path, skip_bad: bool = False) -> pd.DataFrame | tuple[pd.D
     Every file is read (checksums verified) and older versions upgraded. Bad files are all collected:
     one ResultsError names them all, or with skip_bad the good rows come back with the skipped files.
     """
-    tables, bad = _read_all(results_dir, COLUMNS)
+    tables, bad = _read_all(results_dir, _read_file, COLUMNS)
     if bad and not skip_bad:
         raise bad_files_error(results_dir, bad)
     table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
@@ -176,7 +208,7 @@ def resume_rows(results_dir: Path) -> list[dict[str, Any]]:
     Only these columns' pages are read and verified; a file damaged elsewhere is found by `load`.
     Bad files raise one ResultsError naming them all, as `load` does.
     """
-    tables, bad = _read_all(results_dir, RESUME_COLUMNS)
+    per_file, bad = _read_all(results_dir, _resume_file, RESUME_COLUMNS)
     if bad:
         raise bad_files_error(results_dir, bad)
-    return [row for table in tables for row in table.to_pylist()]
+    return [row for rows in per_file for row in rows]
