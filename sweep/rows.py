@@ -26,13 +26,20 @@ EXECUTORS = ("local", "slurm")
 class MachineFacts(Protocol):
     """What the parent knows of the machine of a device (sweep.orchestrate.Machine)."""
 
-    device_name: str
-    torch_version: str
-    hostname: str
-    cuda_version: str
-    driver_version: str
-    torch_tensorrt_version: str
-    tensorrt_version: str
+    @property
+    def device_name(self) -> str: ...
+    @property
+    def torch_version(self) -> str: ...
+    @property
+    def hostname(self) -> str: ...
+    @property
+    def cuda_version(self) -> str: ...
+    @property
+    def driver_version(self) -> str: ...
+    @property
+    def torch_tensorrt_version(self) -> str: ...
+    @property
+    def tensorrt_version(self) -> str: ...
 
 
 def _number(value: object) -> float | None:
@@ -82,9 +89,10 @@ def make_row(job: Job, outcome: Outcome, *, run_id: str, machine: MachineFacts, 
     for name in OWN_COLUMNS:
         extra.pop(name, None)
     parent_note = extra.pop("fidelity", None)  # the orchestrator's "could not compare" reason (pre-v2 path)
-    measured = result.get("fidelity") if isinstance(result.get("fidelity"), Mapping) else errors or {}
+    runner_fidelity = result.get("fidelity")
+    measured: Mapping[str, Any] = runner_fidelity if isinstance(runner_fidelity, Mapping) else errors or {}
     figures = {name: _number(measured.get(name)) for name in ERROR_FIGURES}
-    fidelity = {name: None for name in VERDICT_COLUMNS}
+    fidelity: dict[str, Any] = {name: None for name in VERDICT_COLUMNS}
     fidelity["fidelity_error"] = _number(measured.get("error"))
     fidelity["fidelity_note"] = measured.get("note") or (str(parent_note) if parent_note else None)
     fidelity.update({k: v for k, v in (verdict or {}).items() if v is not None or k != "fidelity_note"})

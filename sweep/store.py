@@ -118,7 +118,8 @@ def _open(path: Path, columns: Sequence[str]) -> tuple[pa.Table, int]:
     else:
         wanted = list(arrow_schema.names)  # an upgrade step may derive a column from others
     table = parquet.read(columns=wanted)
-    nulls = [c for c in REQUIRED_COLUMNS[version] if c in table.column_names and table.column(c).null_count]
+    read = set(table.column_names)
+    nulls = [c for c in REQUIRED_COLUMNS[version] if c in read and table.column(c).null_count]
     if nulls:
         raise SchemaMismatch(f"required columns {', '.join(nulls)} hold nulls")
     return table, version
@@ -131,8 +132,11 @@ def _current(table: pa.Table, version: int, columns: Sequence[str]) -> pa.Table:
         table = pa.Table.from_pylist(rows, schema=pa.schema([SCHEMA.field(c) for c in SCHEMA.names
                                                               if any(c in r for r in rows)]))
     target = pa.schema([SCHEMA.field(c) for c in columns])
-    arrays = [table.column(c) if c in table.column_names else pa.nulls(len(table), SCHEMA.field(c).type)
-              for c in columns]
+    present = set(table.column_names)
+    if present >= set(columns):
+        table = table.select(list(columns))
+        return table if table.schema.equals(target) else table.cast(target)
+    arrays = [table.column(c) if c in present else pa.nulls(len(table), SCHEMA.field(c).type) for c in columns]
     return pa.Table.from_arrays(arrays, names=list(columns)).cast(target)
 
 
