@@ -101,7 +101,7 @@ def make_row(job: Job, outcome: Outcome, *, run_id: str, machine: MachineFacts, 
     return {
         "job_key": job.key,
         "process": process,
-        "processes": job.processes if processes is None else processes,
+        "processes": job.processes if processes is None else processes,  # planned
         "run_id": run_id,
         "matrix": job.matrix,
         "model": job.model.label,

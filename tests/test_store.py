@@ -256,7 +256,7 @@ def _made_row(**kwargs: Any) -> dict[str, Any]:
 def test_make_row_maps_every_result_field_to_a_typed_column(tmp_path: Path) -> None:
     verdict = {"fidelity": "pass", "fidelity_precision": "fp16", "fidelity_tolerance": 2e-2,
                "fidelity_measure": "elementwise", "fidelity_error": 2e-3}
-    row = _made_row(verdict=verdict, process=2, gpu_index=5, gpu_uuid="GPU-1", executor="slurm",
+    row = _made_row(verdict=verdict, process=2, processes=3, gpu_index=5, gpu_uuid="GPU-1", executor="slurm",
                     slurm_job_id="77_1")
     store.append_row(tmp_path, row)
     got = store.load(tmp_path).iloc[0]
