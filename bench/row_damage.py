@@ -6,7 +6,9 @@ checksums verified) and, for comparison, with checksum verification off. Outcome
 refused (named as unreadable), same (every value reads back equal: the byte was statistics or padding) or
 WRONG (a different value came back without complaint: the failure issue 15.2 describes).
 
-    PYTHONPATH=. python bench/row_damage.py [--stride N]      # about 1-2 min on one core with stride 1
+    PYTHONPATH=. python bench/row_damage.py [--stride N]   # stride 1: ~10 CPU-minutes; --stride 50: ~10 s
+
+Recorded: bench/results/row-damage.txt (2-core machine under load, nice 19, hence the wall time).
 """
 
 from __future__ import annotations
