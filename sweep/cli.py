@@ -238,13 +238,13 @@ def compare(base: Annotated[Path, typer.Argument(help="Results folder to compare
     for name, folder in (("BASE", base), ("NEW", new)):
         if not folder.is_dir():
             raise SweepError(f"{name}: {folder} is not a results folder")
-    comparisons = compare_mod.compare(store.load(base), store.load(new))
+    result = compare_mod.compare(store.load(base), store.load(new))
     if as_json:
-        sys.stdout.write(json.dumps(compare_mod.to_json(comparisons), indent=1) + "\n")
+        sys.stdout.write(json.dumps(compare_mod.to_json(result.comparisons), indent=1) + "\n")
     else:
-        sys.stdout.write(compare_mod.render_text(comparisons, str(base), str(new)))
+        sys.stdout.write(compare_mod.render_text(result, str(base), str(new)))
     if fail_above is not None:
-        slower = [c for c in comparisons if c.slower_by_more_than(fail_above)]
+        slower = [c for c in result.comparisons if c.slower_by_more_than(fail_above)]
         for c in slower:
             err.print(f"slower by {((c.ratio or 1) - 1) * 100:.1f} % (> {fail_above:g} %): {c.job_key} "
                       f"{compare_mod.variant_label(c.any_side.row)}", markup=False, highlight=False, soft_wrap=True)

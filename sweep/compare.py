@@ -19,7 +19,7 @@ import pandas as pd
 
 from sweep.errors import SweepError
 from sweep.report.format import DASH, Column, fmt_fixed, markdown_table
-from sweep.results import JobResult, jobs_of, machine_title, significance, variant_label
+from sweep.results import Duplicate, JobResult, jobs_of, machine_title, significance, variant_label
 from sweep.stats import MIN_PROCESSES, SAMPLES_P, Significance
 
 
@@ -58,9 +58,10 @@ class Comparison:
         return self.significant and ratio is not None and ratio > 1 + pct / 100
 
 
-def _side(df: pd.DataFrame, name: str) -> dict[str, JobResult]:
-    """The side's jobs by job_key; a job measured on more than one machine on one side is ambiguous."""
-    jobs, _, _ = jobs_of(df)
+def _side(df: pd.DataFrame, name: str) -> tuple[dict[str, JobResult], list[Duplicate]]:
+    """The side's jobs by job_key, and its duplicate rows; a job measured on more than one machine on one side
+    is ambiguous."""
+    jobs, duplicates, _ = jobs_of(df)
     out: dict[str, JobResult] = {}
     for job in jobs:
         if job.job_key in out:
@@ -68,12 +69,21 @@ def _side(df: pd.DataFrame, name: str) -> dict[str, JobResult]:
             raise SweepError(f"{name}: job {job.job_key} ({variant_label(job.row)}) was measured on {machines}; "
                              "compare one machine per side (pass that machine's results folder)")
         out[job.job_key] = job
-    return out
+    return out, duplicates
 
 
-def compare(base: pd.DataFrame, new: pd.DataFrame, base_name: str = "BASE", new_name: str = "NEW") -> list[Comparison]:
+@dataclass(frozen=True)
+class Result:
+    """The comparisons, and each side's duplicate (job, process) rows (the latest ok row of each was used)."""
+
+    comparisons: list[Comparison]
+    base_duplicates: list[Duplicate]
+    new_duplicates: list[Duplicate]
+
+
+def compare(base: pd.DataFrame, new: pd.DataFrame, base_name: str = "BASE", new_name: str = "NEW") -> Result:
     """Every job_key of either side, in the order BASE lists them, then those only NEW has."""
-    left, right = _side(base, base_name), _side(new, new_name)
+    (left, base_dups), (right, new_dups) = _side(base, base_name), _side(new, new_name)
     out = []
     for key in [*left, *(k for k in right if k not in left)]:
         b, n = left.get(key), right.get(key)
@@ -81,7 +91,7 @@ def compare(base: pd.DataFrame, new: pd.DataFrame, base_name: str = "BASE", new_
         if b is not None and n is not None and b.ok and n.ok and b.p50 is not None and n.p50 is not None:
             test = significance(b, n)
         out.append(Comparison(key, b, n, test))
-    return out
+    return Result(out, base_dups, new_dups)
 
 
 def _num(x: float | None) -> float | None:
@@ -153,8 +163,9 @@ def _p50(job: JobResult | None) -> str:
     return fmt_fixed(job.p50) if job.ok else job.status
 
 
-def render_text(comparisons: Sequence[Comparison], base_name: str, new_name: str) -> str:
+def render_text(result: Result, base_name: str, new_name: str) -> str:
     """A markdown table of the jobs both sides have, then the jobs found on one side only."""
+    comparisons = result.comparisons
     both = [c for c in comparisons if c.base and c.new]
     lines = [f"BASE: {base_name}", f"NEW:  {new_name}"]
     machines = {(machine_title(c.base.machine), machine_title(c.new.machine)) for c in both if c.base and c.new}
@@ -185,4 +196,10 @@ def render_text(comparisons: Sequence[Comparison], base_name: str, new_name: str
         if only:
             lines += ["", f"Only in {name} ({len(only)}):"]
             lines += [f"- {c.job_key[:12]} {variant_label(c.any_side.row)}: {_p50(c.any_side)}" for c in only]
+    for name, duplicates in (("BASE", result.base_duplicates), ("NEW", result.new_duplicates)):
+        if duplicates:
+            lines += ["", f"{name} has more than one row for {len(duplicates)} (job, process) pairs; the latest ok "
+                          "row of each is used: " + ", ".join(f"{d.job_key[:12]} process {d.process}"
+                                                               for d in duplicates[:8])
+                      + (f" and {len(duplicates) - 8} more" if len(duplicates) > 8 else "")]
     return "\n".join(lines) + "\n"

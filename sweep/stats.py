@@ -185,10 +185,10 @@ def significance(
     if len(base_p50s) >= MIN_PROCESSES and len(new_p50s) >= MIN_PROCESSES:
         t = student_t(base_p50s, new_p50s)
         crit = t_critical_95(len(base_p50s) + len(new_p50s) - 2)
-        return Significance(abs(t) >= crit, "processes", "Student t, 95 %, process p50s", t)
+        return Significance(abs(t) >= crit, "processes", "Student's t at 95 % on the process p50s", t)
     if len(base_samples) >= 2 and len(new_samples) >= 2:
         p = mann_whitney_p(base_samples, new_samples)
-        return Significance(p < SAMPLES_P, "samples", f"Mann-Whitney U, p < {SAMPLES_P}, samples", p)
+        return Significance(p < SAMPLES_P, "samples", f"Mann-Whitney U at p < {SAMPLES_P} on the samples", p)
     return Significance(False, "", "too few values to test", None)
 
 

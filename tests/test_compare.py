@@ -30,7 +30,7 @@ def by_key(comparisons: list[compare.Comparison]) -> dict[str, compare.Compariso
 def test_slower_between_processes_is_significant(tmp_path: Path) -> None:
     base = processes(3, [10.0, 10.2, 9.9], amp_dtype="fp32") + processes(3, [8.0, 8.1, 8.05], amp_dtype="fp16")
     new = processes(3, [15.0, 15.2, 14.9], amp_dtype="fp32") + processes(3, [8.02, 8.08, 8.0], amp_dtype="fp16")
-    result = compare.compare(frame(tmp_path, "base", base), frame(tmp_path, "new", new))
+    result = compare.compare(frame(tmp_path, "base", base), frame(tmp_path, "new", new)).comparisons
     assert len(result) == 2
     fp32, fp16 = result
     assert fp32.significant and fp32.test and fp32.test.basis == "processes"
@@ -43,7 +43,7 @@ def test_a_result_set_compared_with_itself_shows_nothing(tmp_path: Path) -> None
     rows = (processes(3, [10.0, 10.4, 9.7]) + processes(3, [5.0, 5.2, 5.1], amp_dtype="fp16")
             + [make_row(amp_dtype="bf16", mean=7.0, std=0.9)])  # one process: the samples decide
     df = frame(tmp_path, "r", rows)
-    result = compare.compare(df, df)
+    result = compare.compare(df, df).comparisons
     assert len(result) == 3 and not any(c.significant for c in result)
     assert {c.test.basis for c in result if c.test} == {"processes", "samples"}
     assert all(c.ratio == 1.0 for c in result)
@@ -52,7 +52,8 @@ def test_a_result_set_compared_with_itself_shows_nothing(tmp_path: Path) -> None
 def test_one_side_only_is_listed_and_changed_verdicts_shown(tmp_path: Path) -> None:
     base = [make_row(amp_dtype="fp16", fidelity="pass"), make_row(amp_dtype="bf16", started=1)]
     new = [make_row(amp_dtype="fp16", fidelity="fail"), make_row(amp_dtype="fp32", started=2)]
-    result = compare.compare(frame(tmp_path, "base", base), frame(tmp_path, "new", new))
+    full = compare.compare(frame(tmp_path, "base", base), frame(tmp_path, "new", new))
+    result = full.comparisons
     sides = {c.any_side["amp_dtype"]: c for c in result}
     assert set(sides) == {"fp16", "bf16", "fp32"}
     assert sides["bf16"].new is None and sides["fp32"].base is None
@@ -64,7 +65,7 @@ def test_one_side_only_is_listed_and_changed_verdicts_shown(tmp_path: Path) -> N
     assert (fp16["base_fidelity"], fp16["new_fidelity"], fp16["fidelity_changed"]) == ("pass", "fail", True)
     for key in ("job_key", "runtime", "model_precision", "base_p50_ms", "new_p50_ms", "ratio", "significant"):
         assert key in fp16
-    text = compare.render_text(result, "a", "b")
+    text = compare.render_text(full, "a", "b")
     assert "pass → fail (changed)" in text
     assert "Only in BASE (1):" in text and "Only in NEW (1):" in text
 
@@ -72,9 +73,19 @@ def test_one_side_only_is_listed_and_changed_verdicts_shown(tmp_path: Path) -> N
 def test_failed_jobs_are_shown_not_compared(tmp_path: Path) -> None:
     base = [make_row()]
     new = [make_row(status="failed", reason="segfault")]
-    (c,) = compare.compare(frame(tmp_path, "base", base), frame(tmp_path, "new", new))
+    full = compare.compare(frame(tmp_path, "base", base), frame(tmp_path, "new", new))
+    (c,) = full.comparisons
     assert c.test is None and c.ratio is None and not c.significant
-    assert re.search(r"\|\s+failed \|", compare.render_text([c], "a", "b"))
+    assert re.search(r"\|\s+failed \|", compare.render_text(full, "a", "b"))
+
+
+def test_duplicate_rows_are_named(tmp_path: Path) -> None:
+    rows = [make_row(), make_row(run_id="run-b", started=5, mean=11.0)]
+    full = compare.compare(frame(tmp_path, "base", rows), frame(tmp_path, "new", rows[:1]))
+    assert [d.run_ids for d in full.base_duplicates] == [("run-a", "run-b")] and not full.new_duplicates
+    assert "BASE has more than one row for 1 (job, process) pairs" in compare.render_text(full, "a", "b")
+    (c,) = full.comparisons
+    assert c.base and c.base.p50 == pytest.approx(11.0, abs=0.3)  # the latest ok row
 
 
 def test_a_side_with_two_machines_for_one_job_is_refused(tmp_path: Path) -> None:
@@ -140,16 +151,27 @@ def test_five_ms_slower_model_compares_slower_for_every_job(
     assert len(base) == len(new) == 2 * n
     if n > 1:
         assert sorted(base["process"].tolist()) == [0, 0, 1, 1, 2, 2]
-    result = compare.compare(base, new)
+    result = compare.compare(base, new).comparisons
     assert len(result) == 2 and all(c.base and c.new for c in result)
     for c in result:
         assert c.base and c.new
         assert c.significant and c.ratio and c.ratio > 1, (c.test, c.base.p50s, c.new.p50s, c.base.samples)
         assert c.test and c.test.basis == ("processes" if n >= 3 else "samples")
         assert c.base and c.new and c.new.p50 and c.base.p50 is not None and c.new.p50 - c.base.p50 > 4.0
-    assert not any(c.significant for c in compare.compare(base, base))
-    assert not any(c.significant for c in compare.compare(new, new))
+    assert not any(c.significant for c in compare.compare(base, base).comparisons)
+    assert not any(c.significant for c in compare.compare(new, new).comparisons)
     res = cli.invoke(app, ["compare", str(tmp_path / "base"), str(tmp_path / "slow"), "--fail-above", "50"])
     assert res.exit_code == 1
     res = cli.invoke(app, ["compare", str(tmp_path / "slow"), str(tmp_path / "slow"), "--fail-above", "0"])
     assert res.exit_code == 0 and "0 of 2 jobs changed significantly." in res.stdout
+
+
+def test_committed_v1_results_compared_with_themselves(cli: Any) -> None:
+    folder = str(Path(__file__).parents[1] / "results" / "h200")
+    res = cli.invoke(app, ["compare", folder, folder, "--json", "--fail-above", "0"])
+    assert res.exit_code == 0, res.output
+    objects = json.loads(res.stdout)
+    assert len(objects) == 17 and not any(o["significant"] for o in objects)
+    ok = [o for o in objects if o["base_status"] == "ok"]
+    assert ok and all(o["ratio"] == 1.0 and o["basis"] == "samples" for o in ok)
+    assert all(o["side"] == "both" and o["base_fidelity"] is None for o in objects)

@@ -498,7 +498,7 @@ def test_answers_first_fastest_passing_with_speedup(tmp_path: Path) -> None:
     assert "Fastest that passes fidelity: **python-eager · fp16 · CUDA graphs** at p50 5.950 ms" in answer
     assert "median of 3 processes, range 5.940–5.960 ms" in answer
     assert "Runner-up: **python-eager · fp16** at p50 16.000 ms" in answer
-    assert "**3.04×** (3.02–3.08× between the extremes of the process p50s; significant by Student t" in answer
+    assert "**3.04×** (3.02–3.08× between the extremes of the process p50s; significant by Student's t" in answer
     assert "same machine and sweep" in answer
     assert "Its cost: 1800 mJ per inference, 300 W mean power." in answer
     assert "Faster but failing fidelity: **python-eager · bf16 · CUDA graphs**" in answer
@@ -539,7 +539,8 @@ def test_rows_without_a_verdict_say_why_and_are_never_called_correct(tmp_path: P
     assert "No variant passes fidelity (2 variants without a verdict" in answer
     assert "**correctness not established**: **cpp-aoti · fp32** at p50" in answer
     assert "1 process: the spread between processes was not measured" in answer
-    assert "within the samples by Mann-Whitney U" in answer and "cannot see the noise between processes" in answer
+    assert "by Mann-Whitney U at p < 0.002 on the samples" in answer
+    assert "cannot see the noise between processes" in answer
     mark = footnote(out, note)
     assert column_cell(out, "cpp-aoti", "fidelity") == f"—{mark}"
     assert column_cell(out, "cpp-aoti", "GPU busy (%)") == f"—{footnote(out, 'not measured for C++')}"

@@ -67,7 +67,7 @@ def quote(job: JobResult) -> str:
 
 
 def speedup_words(base: JobResult, fast: JobResult) -> str:
-    """`2.28× (2.20–2.35× over the ranges; significant by Student t, 95 %, process p50s)`."""
+    """`2.28× (2.20–2.35× over the ranges; significant by Student's t at 95 % on the process p50s)`."""
     assert base.spread is not None and fast.spread is not None and fast.p50
     ratio = base.spread.median / fast.spread.median
     text = f"**{ratio:.2f}×**"
@@ -81,7 +81,7 @@ def speedup_words(base: JobResult, fast: JobResult) -> str:
         return text + "; too few values to test whether it differs)"
     verdict = "significant" if test.significant else "**not significant**"
     if test.basis == "samples":
-        return text + f"; {verdict} within the samples by {test.test}, which cannot see the noise between processes)"
+        return text + f"; {verdict} by {test.test}, which cannot see the noise between processes)"
     return text + f"; {verdict} by {test.test})"
 
 
