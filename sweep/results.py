@@ -325,7 +325,14 @@ class JobResult:
     @property
     def profile_note(self) -> str:
         """Why there is no kernel-busy figure (issue 9.4 says where it is not measured, e.g. C++ rows)."""
-        return _first_text(r["profile_note"] for r in self.ok_rows) or NOT_RECORDED.format("kernel profile")
+        note = _first_text(r["profile_note"] for r in self.ok_rows)
+        if note:
+            return note
+        if str(self.row["runtime"]).startswith("cpp-"):
+            return "not measured for C++ runtimes: kernel time is profiled by the Python runners only"
+        if not str(self.row["device"]).startswith("cuda"):
+            return "not measured: kernel time is profiled on CUDA devices only"
+        return NOT_RECORDED.format("kernel profile")
 
     @property
     def energy_mj(self) -> float | None:
@@ -337,7 +344,12 @@ class JobResult:
 
     @property
     def energy_note(self) -> str:
-        return _first_text(r["energy_note"] for r in self.ok_rows) or NOT_RECORDED.format("energy figure")
+        note = _first_text(r["energy_note"] for r in self.ok_rows)
+        if note:
+            return note
+        if not str(self.row["device"]).startswith("cuda"):
+            return "not measured: NVML's energy counter is a GPU's"
+        return NOT_RECORDED.format("energy figure")
 
     @property
     def compile_s(self) -> float | None:

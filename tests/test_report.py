@@ -631,3 +631,11 @@ def test_cli_skip_bad_renders_the_rest_and_lists_what_it_skipped(tmp_path: Path,
     assert "Skipped 1 unreadable row file (--skip-bad)" in res.stdout and f"`{bad}`" in res.stdout
     assert "**python-eager · fp32** at p50 10.100 ms" in res.stdout
     assert f"skipped {bad}" in res.stderr
+
+
+def test_unmeasured_figures_say_why_even_without_a_note(tmp_path: Path) -> None:
+    rows = [make_row("cpp-aoti", amp_dtype="", fidelity="pass"), make_row(device="cpu", fidelity="pass", started=1)]
+    out = report.render(load_rows(tmp_path, rows))
+    assert column_cell(out, "cpp-aoti", "GPU busy (%)") == f"—{footnote(out, 'not measured for C++ runtimes')}"
+    assert column_cell(out, "python-eager", "GPU busy (%)") == f"—{footnote(out, 'not measured: kernel time')}"
+    assert column_cell(out, "python-eager", "mJ/inference") == f"—{footnote(out, 'not measured: NVML')}"
