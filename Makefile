@@ -3,18 +3,30 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# A CPU build of torch (pip takes it from local disk here); a plain `torch` would pull a multi-GB CUDA build.
-TORCH ?= torch==2.13.0
-RESULTS ?= demo-results
+# torch comes from PyTorch's CPU index: a plain `pip install torch` would pull the multi-GB CUDA build. Pinned;
+# for a CUDA venv: make setup TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130 (pip's own configuration,
+# e.g. a local wheel folder, is still consulted, which is how this machine gets it without a network).
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
+TORCH ?= torch==$(TORCH_VERSION)
+# One stamp per (TORCH, TORCH_INDEX_URL): changing either names a stamp that does not exist yet, so setup reruns.
+TORCH_STAMP := $(VENV)/.torch-$(shell printf '%s %s' '$(TORCH)' '$(TORCH_INDEX_URL)' | cksum | cut -d' ' -f1)
+RESULTS ?= sweep-results
 
 .PHONY: setup test test-fast demo report native lint clean slurm-up slurm-down
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH)
+
+$(TORCH_STAMP): | $(PY)
+	$(PY) -m pip install -q --index-url $(TORCH_INDEX_URL) '$(TORCH)'
+	rm -f $(VENV)/.torch-*
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(TORCH_STAMP)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 

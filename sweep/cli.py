@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sweep.errors import SweepError
+from sweep.paths import DEFAULT_ARTIFACTS, DEFAULT_RESULTS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Precision-matrix sweeps of deep-learning inference: which runtime and precision is fastest, "
@@ -26,7 +27,8 @@ out = Console(highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder (Parquet rows).")]
+ResultsOpt = Annotated[Path, typer.Option(
+    "--results", help="Results folder (Parquet rows); results/ holds the committed GPU rows, for reading.")]
 ArtifactsOpt = Annotated[Path, typer.Option("--artifacts", help="Compiled-variant and reference cache.")]
 MatrixArg = Annotated[Path, typer.Argument(help="Matrix YAML file.", show_default=False)]
 RuntimeOpt = Annotated[list[str] | None, typer.Option(
@@ -107,8 +109,8 @@ def plan(matrix: MatrixArg,
 @user_errors
 def run(matrix: MatrixArg,
         runtime: RuntimeOpt = None,
-        results: ResultsOpt = Path("results"),
-        artifacts: ArtifactsOpt = Path("artifacts"),
+        results: ResultsOpt = DEFAULT_RESULTS,
+        artifacts: ArtifactsOpt = DEFAULT_ARTIFACTS,
         force: Annotated[bool, typer.Option("--force", help="Run jobs that already have an ok row.")] = False,
         timeout: Annotated[float | None, typer.Option("--timeout", min=0.001,
                                                       help="Seconds per job, overriding the matrix.")] = None,
@@ -180,7 +182,7 @@ def _print_summary(summary: Any, wall_s: float, results: Path) -> None:
 
 @app.command()
 @user_errors
-def report(results: ResultsOpt = Path("results"),
+def report(results: ResultsOpt = DEFAULT_RESULTS,
            out_file: Annotated[Path | None, typer.Option("--out", help="Write the markdown here too.")] = None,
            fmt: Annotated[str, typer.Option("--format", help="md or myst (the seed's {table} directives).")] = "md",
            plot: Annotated[bool, typer.Option("--plot/--no-plot",
@@ -294,7 +296,7 @@ def calibrate(model: Annotated[str, typer.Option(help="Built-in model to time.")
               device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
               precision: Annotated[str, typer.Option(help="fp32, fp16 or bf16.")] = "fp32",
               iters: Annotated[int, typer.Option(min=1)] = 100,
-              results: ResultsOpt = Path("results"),
+              results: ResultsOpt = DEFAULT_RESULTS,
               ) -> None:
     """Check our timer against independent ones and measure the device's ceilings (a benchmark, not a test)."""
     from sweep import calibrate as cal
@@ -330,7 +332,7 @@ def _mb(size_bytes: int) -> str:
 @user_errors
 def compile_cmd(matrix: MatrixArg,
                 runtime: RuntimeOpt = None,
-                artifacts: ArtifactsOpt = Path("artifacts"),
+                artifacts: ArtifactsOpt = DEFAULT_ARTIFACTS,
                 as_json: Annotated[bool, typer.Option("--json", help="One JSON list, an object per variant.")] = False,
                 timeout: Annotated[float | None, typer.Option(
                     "--timeout", min=0.001, help="Seconds per compile, overriding the matrix.")] = None,
@@ -375,7 +377,7 @@ def compile_cmd(matrix: MatrixArg,
 
 @app.command()
 @user_errors
-def artifacts(artifacts: ArtifactsOpt = Path("artifacts"),
+def artifacts(artifacts: ArtifactsOpt = DEFAULT_ARTIFACTS,
               prune_older_than: Annotated[float | None, typer.Option(
                   "--prune-older-than", min=0.0, help="Remove variants built more than DAYS ago.")] = None,
               prune_all: Annotated[bool, typer.Option("--prune-all", help="Remove every compiled variant.")] = False,

@@ -8,9 +8,9 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NATIVE_BINARY = PROJECT_ROOT / "native" / "build" / "sweep-bench"
 
-# Defaults of the command line, relative to where `sweep` runs. `results/` holds committed GPU rows, so a
-# newcomer's first run must never write there.
-DEFAULT_RESULTS = Path("results")
+# Defaults of the command line, relative to where `sweep` runs. `results/` holds the committed GPU rows, so a
+# newcomer's first run must never write there: rows go to sweep-results/ (gitignored) unless --results says.
+DEFAULT_RESULTS = Path("sweep-results")
 DEFAULT_ARTIFACTS = Path("artifacts")
 
 
