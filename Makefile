@@ -1,4 +1,5 @@
-# make setup | test | demo | report | native | lint | slurm-up | slurm-down — what CI and a newcomer run.
+# make setup | test | demo | report | native | lint | bench-overhead | slurm-up | slurm-down — what CI and a
+# newcomer run.
 # On a GPU machine whose image already has torch, skip the venv: PYTHONPATH=. python3 -m sweep ...
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +14,7 @@ TORCH ?= torch==$(TORCH_VERSION)
 TORCH_STAMP := $(VENV)/.torch-$(shell printf '%s %s' '$(TORCH)' '$(TORCH_INDEX_URL)' | cksum | cut -d' ' -f1)
 RESULTS ?= sweep-results
 
-.PHONY: setup test test-fast demo report native lint clean slurm-up slurm-down
+.PHONY: setup test test-fast demo report native lint bench-overhead clean slurm-up slurm-down
 
 setup: $(VENV)/.installed
 
@@ -21,8 +22,10 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
+# torch alone from its index, reinstalled when the stamp is new (a +cpu build satisfies torch==X too); --no-deps:
+# its own dependencies come with the package's, from the usual index.
 $(TORCH_STAMP): | $(PY)
-	$(PY) -m pip install -q --index-url $(TORCH_INDEX_URL) '$(TORCH)'
+	$(PY) -m pip install -q --no-deps --force-reinstall --index-url $(TORCH_INDEX_URL) '$(TORCH)'
 	rm -f $(VENV)/.torch-*
 	touch $@
 
@@ -47,6 +50,12 @@ report: setup
 # rebuilt when the sources or the torch it was built against change.
 native: setup
 	$(PY) -c 'from sweep.native import ensure_native; print(ensure_native())'
+
+# What the orchestrator itself costs on this machine (plan, a rerun that launches nothing, overhead per job);
+# the figures are kept in bench/results/.
+bench-overhead: setup
+	$(PY) bench/overhead.py --out bench/results/overhead.json > bench/results/overhead.txt
+	cat bench/results/overhead.txt
 
 lint: setup
 	$(VENV)/bin/ruff check sweep runners tests
