@@ -137,6 +137,61 @@ BAD = {
 }
 
 
+CUDA_ONLY = "jobs: [{runtime: python-eager, device: cpu, %s}]"
+NEW_KEYS_BAD = {  # the keys of processes, memory limits, CUDA graphs, TF32 and fidelity
+    "processes zero": ("measure: {processes: 0}\njobs: [{runtime: python-eager}]",
+                       "measure.processes: must be an integer >= 1, got 0"),
+    "processes text": ("jobs: [{runtime: python-eager, measure: {processes: many}}]",
+                       "jobs[0].measure.processes: must be an integer >= 1, got 'many'"),
+    "memory limit zero": ("measure: {memory_limit_gb: 0}\njobs: [{runtime: python-eager}]",
+                          "measure.memory_limit_gb: must be a number > 0, got 0"),
+    "memory limit text": ("measure: {memory_limit_gb: lots}\njobs: [{runtime: python-eager}]",
+                          "measure.memory_limit_gb: must be a number > 0, got 'lots'"),
+    "cuda_graphs value": ("jobs: [{runtime: python-eager, device: cuda, cuda_graphs: maybe}]",
+                          "jobs[0].cuda_graphs: unknown value 'maybe'; allowed: off, on"),
+    "cuda_graphs on cpu": (CUDA_ONLY % "cuda_graphs: [off, on]",
+                           "jobs[0].cuda_graphs: on needs a CUDA device, got device cpu; allowed on cpu: off"),
+    "cuda_graphs runtime": ("jobs: [{runtime: python-inductor, device: cuda, cuda_graphs: on}]",
+                            "jobs[0].cuda_graphs: does not apply to runtime python-inductor; it applies to: "
+                            "python-eager, python-aoti, cpp-torchscript, cpp-aoti"),
+    "tf32 value": ("jobs: [{runtime: python-eager, device: cuda, tf32: high}]",
+                   "jobs[0].tf32: unknown value 'high'; allowed: on, off"),
+    "tf32 on cpu": (CUDA_ONLY % "tf32: off",
+                    "jobs[0].tf32: applies to CUDA devices only, got device cpu; allowed: on, off with device cuda"),
+    "tf32 trt": ("jobs: [{runtime: cpp-trt, device: cuda, tf32: on}]",
+                 "jobs[0].tf32: does not apply to runtime cpp-trt; it applies to: python-eager, python-inductor, "
+                 "python-aoti, cpp-torchscript, cpp-aoti"),
+    "exclude cuda_graphs": ("jobs: [{runtime: python-eager, exclude: [{cuda_graphs: sometimes}]}]",
+                            "jobs[0].exclude[0].cuda_graphs: unknown value 'sometimes'; allowed: off, on"),
+    "exclude tf32": ("jobs: [{runtime: python-eager, exclude: [{tf32: tf16}]}]",
+                     "jobs[0].exclude[0].tf32: unknown value 'tf16'; allowed: on, off"),
+    "fidelity not a mapping": ("fidelity: strict\njobs: [{runtime: python-eager}]",
+                               "fidelity: must be a mapping, got str"),
+    "fidelity key": ("jobs: [{runtime: python-eager, fidelity: {tolerence: {fp16: 0.1}}}]",
+                     "jobs[0].fidelity.tolerence: unknown key; allowed: tolerance, measure, outputs"),
+    "tolerance precision": ("fidelity: {tolerance: {fp8: 0.1}}\njobs: [{runtime: python-eager}]",
+                            "fidelity.tolerance.fp8: unknown key; allowed: fp32, tf32, fp16, bf16"),
+    "tolerance negative": ("fidelity: {tolerance: {fp16: -0.1}}\njobs: [{runtime: python-eager}]",
+                           "fidelity.tolerance.fp16: must be a number > 0 (the largest relative error that passes), "
+                           "got -0.1"),
+    "tolerance text": ("fidelity: {tolerance: {bf16: loose}}\njobs: [{runtime: python-eager}]",
+                       "fidelity.tolerance.bf16: must be a number > 0"),
+    "tolerance not a mapping": ("fidelity: {tolerance: 0.1}\njobs: [{runtime: python-eager}]",
+                                "fidelity.tolerance: must be a mapping, got float"),
+    "fidelity measure": ("fidelity: {measure: l2}\njobs: [{runtime: python-eager}]",
+                         "fidelity.measure: unknown value 'l2'; allowed: elementwise, sorted"),
+    "outputs empty": ("fidelity: {outputs: []}\njobs: [{runtime: python-eager}]",
+                      "fidelity.outputs: must be a non-empty list of distinct output indices >= 0"),
+    "outputs negative": ("fidelity: {outputs: [-1]}\njobs: [{runtime: python-eager}]",
+                         "fidelity.outputs: must be a non-empty list of distinct output indices >= 0"),
+    "outputs repeated": ("jobs: [{runtime: python-eager, fidelity: {outputs: [3, 3]}}]",
+                         "jobs[0].fidelity.outputs: must be a non-empty list of distinct output indices >= 0"),
+    "outputs scalar": ("fidelity: {outputs: 3}\njobs: [{runtime: python-eager}]",
+                       "fidelity.outputs: must be a non-empty list"),
+}
+BAD.update({case: ("model: {name: tiny}\n" + text, expected) for case, (text, expected) in NEW_KEYS_BAD.items()})
+
+
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_matrix_is_one_line_exit_2_nothing_written(case: str, write_matrix, cli, tmp_path: Path) -> None:
     text, expected = BAD[case]
