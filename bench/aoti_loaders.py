@@ -24,6 +24,7 @@ Candidates (runners.python_aoti.LOADERS are the ones the python-aoti runner can 
   crashes and package_loader does not, the probe is the trigger;
 - container_runner: the package's .so extracted and run by AOTIModelContainerRunnerCuda/Cpu.
 One JSON line per (package, candidate) on stdout: rc (-11 = SIGSEGV), seconds, last phase, stderr tail.
+Last, the python-aoti runner itself (its CUDA_LOADER) runs the small package without and with CUDA graphs.
 Budget: ~1-3 min for the build, then up to --timeout per candidate (visit A: ~52 s per crashing load).
 """
 
@@ -154,6 +155,29 @@ def run_child(args: list[str], timeout: float, env: dict[str, str]) -> dict[str,
             "stdout": out.strip()[-300:], "stderr": err.strip()[-1500:]}
 
 
+def runner_job(package: Path, device: str, graphs: bool, timeout: float, env: dict[str, str]) -> dict[str, object]:
+    """The python-aoti runner itself on the small package, as the orchestrator starts it (job.json in,
+    result.json out), with and without CUDA graphs: status, reason, p50 and what it reported."""
+    folder = Path(tempfile.mkdtemp(prefix="aoti-runner-"))
+    job = {"job_key": "aoti-bench", "runtime": "python-aoti", "device": device, "model": {"kind": "builtin"},
+           "inputs": [{"shape": [1, 3, 16, 16], "low": 0.0, "high": 1.0}], "model_precision": "fp32",
+           "amp_dtype": "", "enabled_precisions": [], "compile_mode": "", "warmup": 5, "iters": 50, "seed": 0,
+           "artifact": {"dir": str(package.parent), "kind": "aoti", "file": str(package)},
+           "outputs_path": str(folder / "outputs.pt"), "process": 0, "cuda_graphs": graphs, "tf32": "",
+           "profile_kernels": True, "reference": None, "fidelity": None}
+    (folder / "job.json").write_text(json.dumps(job))
+    outcome = run_child([sys.executable, "-m", "runners.python_aoti", "--job", str(folder / "job.json"),
+                         "--out", str(folder / "result.json")], timeout, env)
+    result = json.loads((folder / "result.json").read_text()) if (folder / "result.json").exists() else {}
+    samples = sorted(result.get("samples_ms") or [0.0])
+    shutil.rmtree(folder, ignore_errors=True)
+    return {"rc": outcome["rc"], "s": outcome["s"], "status": result.get("status"),
+            "reason": str(result.get("reason", ""))[-500:], "p50_ms": round(samples[len(samples) // 2], 4),
+            "cuda_graphs_reported": result.get("cuda_graphs"), "kernel_busy_ms": result.get("kernel_busy_ms"),
+            "aoti_loader": (result.get("extra") or {}).get("aoti_loader"),
+            "stderr": "" if result.get("status") == "ok" else str(outcome["stderr"])[-800:]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
@@ -162,6 +186,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--gdb", action="store_true", help="native backtrace of the first crash (needs gdb)")
     parser.add_argument("--keep", type=Path, help="folder for the small package (default: a temporary one)")
+    parser.add_argument("--no-runner", action="store_true", help="skip the python-aoti runner on the small package")
     args = parser.parse_args()
     import os
 
@@ -194,6 +219,11 @@ def main() -> None:
             print(json.dumps({"package": label, "loader": name, **outcome}), flush=True)
             if outcome["rc"] not in (0, "timeout") and not crashed:
                 crashed = child
+    if not args.no_runner and small.exists():
+        for graphs in (False, True):
+            print(json.dumps({"runner": "python-aoti", "loader_used": "runners.python_aoti.CUDA_LOADER",
+                              "cuda_graphs": graphs, **runner_job(small, args.device, graphs, args.timeout, env)}),
+                  flush=True)
     if args.gdb and crashed:
         if shutil.which("gdb") is None:
             print(json.dumps({"gdb": "not installed here"}), flush=True)
