@@ -52,8 +52,10 @@ def test_tf32_is_applied_and_reported(tmp_path: Path, tf32: str, matmul: bool, c
 
 
 @pytest.mark.slow
-def test_inductor_reduce_overhead_reports_its_graphs(tmp_path: Path) -> None:
+def test_inductor_reduce_overhead_reports_its_graphs_and_keeps_tf32_as_asked(tmp_path: Path) -> None:
     doc = job_doc(tmp_path, factory("half_wrong"), [[4, 16]], -1.0, 1.0, device="cuda", runtime="python-inductor",
-                  compile_mode="reduce-overhead")
+                  compile_mode="reduce-overhead", tf32="on")
     proc, result = launch(doc, tmp_path, "inductor")
     assert result["status"] == "ok" and result["cuda_graphs"] is True, proc.stderr[-2000:]
+    assert result["tf32_matmul"] is True and result["kernel_busy_ms"] > 0
+    assert "allow_tf32" not in proc.stderr and "fp32_precision" not in proc.stderr  # inductor saw one TF32 API
