@@ -298,7 +298,13 @@ int run(int argc, char** argv) {
     try {
       graph = std::make_unique<GraphedForward>(*model, inputs, device, job.warmup);
     } catch (const CaptureError& e) {
-      return write_status(args, job, device, "unsupported", "CUDA graph capture failed: " + one_line(e.what()));
+      write_status(args, job, device, "unsupported", "CUDA graph capture failed: " + one_line(e.what()));
+      // result.json is complete on disk. Leave without unwinding: the graph, its memory pool and the model
+      // after a failed capture are nothing an exit-time destructor should touch (a crash there would turn
+      // this row into `failed`).
+      std::cout.flush();
+      std::cerr.flush();
+      std::_Exit(0);
     }
   } else {
     for (int64_t i = 0; i < job.warmup; ++i) (void)model->forward(inputs);
