@@ -53,10 +53,7 @@ def events_only(iters: int = 100) -> float:
 
 
 def runner_loop(iters: int = 100) -> float:
-    def forward() -> object:
-        with common.autocast(device, "fp32"):
-            return model(x)
-
+    forward = common.make_forward(model, [x], device)  # the runners' forward: the bare call without autocast
     return statistics.median(common.bench(forward, device, 0, iters)["samples_ms"])
 
 
