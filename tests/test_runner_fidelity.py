@@ -203,3 +203,37 @@ def test_tolerances_defaults_overrides_and_verdicts() -> None:
     assert fidelity.verdict(ok, 1e-3) == ("pass", "")
     assert fidelity.verdict(ok, 1e-4)[0] == "fail"
     assert fidelity.verdict(None, 1.0, "reference failed: boom") == (None, "reference failed: boom")
+
+
+def test_energy_figures_from_two_counter_readings() -> None:
+    from sweep import telemetry
+
+    e = telemetry.energy_figures((1000.0, ""), (5000.0, ""), forwards=100, seconds=2.0)
+    assert e == {"energy_mj_per_forward": 40.0, "mean_power_w": 2.0, "energy_note": ""}
+    short = telemetry.energy_figures((0.0, ""), (400.0, ""), forwards=100, seconds=0.5)
+    assert short["energy_mj_per_forward"] == 4.0 and "approximate" in short["energy_note"]
+    missing = telemetry.energy_figures((None, "no counter here"), (None, "no counter here"), 100, 1.0)
+    assert missing == {"energy_mj_per_forward": None, "mean_power_w": None, "energy_note": "no counter here"}
+    stuck = telemetry.energy_figures((7.0, ""), (7.0, ""), 100, 1.0)
+    assert stuck["energy_mj_per_forward"] is None and "did not advance" in stuck["energy_note"]
+    assert telemetry.energy_counter_mj("cpu") == (None, "no energy counter on the CPU (NVML measures GPUs)")
+
+
+def test_tf32_is_set_and_read_back_with_one_api() -> None:
+    from runners import common
+
+    new = common._new_tf32_api()
+    matmul, cudnn = ((torch.backends.cuda.matmul, "fp32_precision"), (torch.backends.cudnn.conv, "fp32_precision")) \
+        if new else ((torch.backends.cuda.matmul, "allow_tf32"), (torch.backends.cudnn, "allow_tf32"))
+    saved = getattr(*matmul), getattr(*cudnn)
+    try:
+        for setting, expected in (("on", (True, True)), ("off", (False, False))):
+            common.apply_tf32(setting)
+            state = common.tf32_state("cuda")
+            assert (state["tf32_matmul"], state["tf32_cudnn"]) == expected
+        assert common.tf32_state("cpu")["tf32_matmul"] is False  # no TF32 on the CPU
+        with pytest.raises(ValueError, match="tf32 must be"):
+            common.apply_tf32("maybe")
+    finally:  # back to what this process had (PyTorch's default), through the same API
+        setattr(*matmul, saved[0])
+        setattr(*cudnn, saved[1])
