@@ -194,3 +194,84 @@ def trt_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[key] = ""
     return out
+
+
+@lru_cache(maxsize=1)
+def torch_install() -> dict[str, str]:
+    """{"torch_version", "cuda_version"} of the installed torch, read from its version.py without importing torch
+    (the parent stays torch-free); what `torch.__version__` and `torch.version.cuda` would say."""
+    import importlib.util
+    import re
+
+    out = {"torch_version": "", "cuda_version": ""}
+    spec = importlib.util.find_spec("torch")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        try:
+            with open(os.path.join(folder, "version.py")) as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        version = re.search(r"^__version__\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", text, re.M)
+        cuda = re.search(r"^cuda\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", text, re.M)
+        out["torch_version"] = version.group(1) if version else ""
+        out["cuda_version"] = cuda.group(1) if cuda else ""
+        break
+    if not out["torch_version"]:
+        from importlib import metadata
+
+        try:
+            out["torch_version"] = metadata.version("torch")
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def gpus() -> list[dict[str, Any]]:
+    """The GPUs this process may use, in CUDA's order: [{"index" (physical, NVML), "uuid", "name",
+    "visible" (what CUDA_VISIBLE_DEVICES must say to pin a child to it)}]. CUDA_VISIBLE_DEVICES, when set,
+    selects and orders them. [] without NVML."""
+    nv = _nvml()
+    if nv is None:
+        return []
+    try:
+        count = nv.nvmlDeviceGetCount()
+    except Exception:
+        return []
+    found: list[dict[str, Any]] = []
+    for i in range(count):
+        try:
+            handle = nv.nvmlDeviceGetHandleByIndex(i)
+            found.append({"index": i, "uuid": _text(nv.nvmlDeviceGetUUID(handle)),
+                          "name": _text(nv.nvmlDeviceGetName(handle))})
+        except Exception:
+            continue
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return [{**g, "visible": g["uuid"] or str(g["index"])} for g in found]
+    chosen: list[dict[str, Any]] = []
+    for entry in (e.strip() for e in visible.split(",")):
+        if not entry:
+            break  # CUDA stops at the first empty or invalid entry
+        match = [g for g in found if (entry.isdigit() and g["index"] == int(entry)) or
+                 (not entry.isdigit() and g["uuid"].startswith(entry))]
+        if not match:
+            break
+        chosen.append({**match[0], "visible": match[0]["uuid"] or str(match[0]["index"])})
+    return chosen
+
+
+def physical_gpu(visible: str | None) -> tuple[int | None, str]:
+    """(NVML index, UUID) of the first GPU a CUDA_VISIBLE_DEVICES value selects (all GPUs: None -> GPU 0)."""
+    entry = (visible or "").split(",")[0].strip() if visible is not None else "0"
+    nv = _nvml()
+    if nv is not None and entry:
+        try:
+            handle = (nv.nvmlDeviceGetHandleByIndex(int(entry)) if entry.isdigit()
+                      else nv.nvmlDeviceGetHandleByUUID(entry))
+            return int(nv.nvmlDeviceGetIndex(handle)), _text(nv.nvmlDeviceGetUUID(handle))
+        except Exception:
+            pass
+    if entry.isdigit():
+        return int(entry), ""
+    return None, entry if entry.startswith(("GPU-", "MIG-")) else ""
