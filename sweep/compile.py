@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -24,17 +23,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sweep import atomic, execute, telemetry
+from sweep import atomic, contract, execute, telemetry
+from sweep.executor import Launch, run_here
 from sweep.jobs import Job, ModelSpec, canonical_key
 from sweep.paths import runner_env
 from sweep.runtimes import RUNTIMES
 from sweep.trt_api import install_hint
+from sweep.workspace import WORK, Session
 
 FORMAT = 1  # bump when what the compile runner writes changes: every cached variant is rebuilt
 MANIFEST = "manifest.json"
 LOG = "compile.log"
 REFERENCES = "references"  # orchestrate.References' cache, beside the variants; never listed or pruned here
 TMP_PREFIX = ".tmp-"
+COMPILE_RUNNER = "runners.compile"  # the module that builds variants (`python -m`)
 STALE_TMP_S = 24 * 3600.0  # a temporary folder of a live process older than this is abandoned too
 
 # artifact kind (Runtime.artifact, job.json's artifact.kind) -> (compile backend, the file the runner loads)
@@ -64,6 +66,7 @@ class Variant:
     torch_version: str
     torch_tensorrt_version: str = ""  # trt only: other backends stay cached across TensorRT upgrades
     tensorrt_version: str = ""
+    tf32: str = ""  # aoti only: inductor bakes the TF32 choice into the kernels it generates
 
     @staticmethod
     def of(job: Job) -> Variant:
@@ -71,8 +74,6 @@ class Variant:
         if kind is None:
             raise ValueError(f"runtime {job.runtime} needs no compiled artifact")
         backend = ARTIFACT_KINDS[kind][0]
-        import torch
-
         trt = telemetry.trt_versions() if backend == "trt" else {}
         return Variant(
             backend=backend,
@@ -82,13 +83,14 @@ class Variant:
             device=job.device.split(":")[0],
             seed=job.seed,
             device_name=telemetry.device_name(job.device),
-            torch_version=torch.__version__,
+            torch_version=telemetry.torch_install()["torch_version"],
             torch_tensorrt_version=trt.get("torch_tensorrt_version", ""),
             tensorrt_version=trt.get("tensorrt_version", ""),
+            tf32=job.tf32 if backend == "aoti" else "",
         )
 
     def identity(self) -> dict[str, Any]:
-        return {
+        identity = {
             "format": FORMAT,
             "backend": self.backend,
             "settings": {"enabled_precisions": list(self.enabled_precisions)} if self.backend == "trt" else {},
@@ -100,6 +102,9 @@ class Variant:
             "env": {"device_name": self.device_name, "torch": self.torch_version,
                     "torch_tensorrt": self.torch_tensorrt_version, "tensorrt": self.tensorrt_version},
         }
+        if self.tf32:  # only when set, so the keys of variants built before stay the same
+            identity["tf32"] = self.tf32
+        return identity
 
     @property
     def key(self) -> str:
@@ -109,6 +114,8 @@ class Variant:
         parts = [self.backend, self.model.label, self.model_precision]
         if self.enabled_precisions:
             parts.append("trt=" + "+".join(self.enabled_precisions))
+        if self.tf32:
+            parts.append(f"tf32={self.tf32}")
         parts.append(self.device)
         return " ".join(parts)
 
@@ -127,6 +134,7 @@ class VariantResult:
     variant: Variant | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # facts for the row's `extra` (TensorRT API, layers)
     timed_out: bool = False
+    rebuilt: str = ""  # why a cached variant was rebuilt (damaged, or it failed to load like a broken build)
 
 
 # Failures (and unavailable / unsupported answers) seen by this process: three jobs that need the same
@@ -160,25 +168,73 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def validate(folder: Path, deep: bool = False) -> dict[str, Any] | None:
-    """The manifest when the folder is a complete variant: every listed file exists with its recorded size
-    (and, with deep, its sha256). Sizes are checked always: cheap, and enough to catch truncation."""
+class Verifier:
+    """sha256 checks of cached files, at most once per sweep for each state of a file (path, mtime, size):
+    a file that changes afterwards is checked again, one that does not is hashed once."""
+
+    def __init__(self) -> None:
+        self._good: dict[str, tuple[int, int]] = {}
+
+    def matches(self, path: Path, sha256: str) -> bool:
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        state = (st.st_mtime_ns, st.st_size)
+        if self._good.get(str(path)) == state:
+            return True
+        if _sha256(path) != sha256:
+            self._good.pop(str(path), None)
+            return False
+        self._good[str(path)] = state
+        return True
+
+    def forget(self, folder: Path) -> None:
+        for name in [n for n in self._good if n.startswith(f"{folder}{os.sep}")]:
+            del self._good[name]
+
+
+def inspect(folder: Path, verifier: Verifier | None = None) -> tuple[dict[str, Any] | None, str]:
+    """(manifest, "") when the folder is a complete variant: every listed file exists with its recorded size
+    and, with a verifier, its recorded sha256. Else (None, what is wrong; "" when there is no folder at all)."""
+    if not folder.exists():
+        return None, ""
     manifest = read_manifest(folder)
-    if manifest is None or manifest.get("format") != FORMAT or manifest.get("key") != folder.name:
-        return None
+    if manifest is None:
+        return None, "no readable manifest.json"
+    if manifest.get("format") != FORMAT or manifest.get("key") != folder.name:
+        return None, f"manifest of format {manifest.get('format')!r} (this sweep writes {FORMAT})"
     files = manifest.get("files")
     if not isinstance(files, list) or not files:
-        return None
+        return None, "the manifest lists no files"
     for entry in files:
         path = folder / str(entry.get("name", ""))
         try:
-            if not path.is_file() or path.stat().st_size != entry.get("size"):
-                return None
-        except OSError:
-            return None
-        if deep and _sha256(path) != entry.get("sha256"):
-            return None
-    return manifest
+            if not path.is_file():
+                return None, f"{path.name} is missing"
+            if path.stat().st_size != entry.get("size"):
+                return None, f"{path.name} has {path.stat().st_size} bytes, the manifest says {entry.get('size')}"
+        except OSError as exc:
+            return None, f"{path.name} cannot be read ({exc.strerror or exc})"
+        if verifier is not None and not verifier.matches(path, str(entry.get("sha256"))):
+            return None, f"{path.name} does not match the sha256 in its manifest (damaged or tampered with)"
+    return manifest, ""
+
+
+def validate(folder: Path, deep: bool = False) -> dict[str, Any] | None:
+    """The manifest when the folder is a complete variant (sizes; with deep, sha256 too), else None."""
+    return inspect(folder, Verifier() if deep else None)[0]
+
+
+# How a load fails when the build it loads is broken (a damaged shared library or package): the dynamic
+# loader's own messages, and the shell's "cannot execute" code.
+BROKEN_LOAD = ("Inconsistency detected by ld.so", "undefined symbol", "cannot open shared object file",
+               "invalid ELF header", "file too short", "ELF load command", "PytorchStreamReader failed")
+
+
+def broken_load(returncode: int | None, reason: str) -> bool:
+    """Did a runner fail the way a damaged compiled variant makes it fail?"""
+    return returncode == 127 or any(marker in reason for marker in BROKEN_LOAD)
 
 
 def trt_missing() -> str:
@@ -211,47 +267,31 @@ def headline(log: str) -> str:
     return found[-1][:300] if found else ""
 
 
-def _compile_doc(job: Job, variant: Variant, out_dir: Path, work: Path) -> dict[str, Any]:
-    """job.json for runners/compile.py: the runner contract plus `variant`, `backend` and `out_dir`.
-
-    The compile's one "sample" is its wall time in ms (iters 1), so the parent's classification of the
-    ending applies unchanged.
-    """
-    return {
-        "job_key": variant.key,
-        "runtime": f"compile-{variant.backend}",
-        "device": job.device,
-        "model": job.model.to_runner(),
-        "inputs": job.model.inputs(),
-        "model_precision": job.model_precision,
-        "amp_dtype": "",
-        "enabled_precisions": list(variant.enabled_precisions),
-        "compile_mode": "",
-        "warmup": 0,
-        "iters": 1,
-        "seed": job.seed,
-        "artifact": None,
-        "outputs_path": str(work / "outputs.pt"),
-        "backend": variant.backend,
-        "variant": variant.identity(),
-        "out_dir": str(out_dir),
-    }
-
-
 def _cached(variant: Variant, kind: str, folder: Path, manifest: dict[str, Any], status: str,
-            spent_s: float) -> VariantResult:
+            spent_s: float, rebuilt: str = "") -> VariantResult:
     return VariantResult(key=variant.key, status=status, seconds=manifest.get("compile_s"),
                          artifact=artifact_for(kind, folder), spent_s=spent_s, variant=variant,
-                         extra=dict(manifest.get("facts") or {}))
+                         extra=dict(manifest.get("facts") or {}), rebuilt=rebuilt)
 
 
-def ensure(job: Job, artifacts_dir: Path, timeout_s: float, env: dict[str, str] | None = None,
-           deep: bool = False) -> VariantResult:
-    """The artifact a job needs: cached when valid, else built in an isolated subprocess.
+@dataclass
+class Build:
+    """A compile that has to run: its launch, and what `finish` needs to move the result into the cache."""
 
-    Only a successful build is renamed into `artifacts_dir/<key>/`; anything else leaves no folder
-    behind and comes back as failed (with the log tail), unavailable or unsupported.
-    """
+    job: Job
+    variant: Variant
+    kind: str
+    launch: Launch
+    tmp: Path
+    t0: float
+    rebuilt: str = ""
+
+
+def prepare(job: Job, artifacts_dir: Path, timeout_s: float, work: Path, env: dict[str, str] | None = None,
+            verifier: Verifier | None = None, rebuild: str = "") -> VariantResult | Build:
+    """The variant when it is cached and valid, an answer already known (failure, TensorRT missing), or the
+    Build to run. A cached folder that fails verification is removed and rebuilt, and the result says why;
+    `rebuild` forces that (a load that failed like a broken build), with its reason."""
     t0 = time.perf_counter()
     kind = RUNTIMES[job.runtime].artifact
     if kind is None:
@@ -260,11 +300,13 @@ def ensure(job: Job, artifacts_dir: Path, timeout_s: float, env: dict[str, str] 
     key = variant.key
     artifacts_dir = Path(artifacts_dir).resolve()
     folder = artifacts_dir / key
-    manifest = validate(folder, deep=deep)
-    if manifest is not None:
-        return _cached(variant, kind, folder, manifest, "cached", time.perf_counter() - t0)
+    problem = rebuild
+    if not rebuild:
+        manifest, problem = inspect(folder, verifier)
+        if manifest is not None:
+            return _cached(variant, kind, folder, manifest, "cached", time.perf_counter() - t0)
     memo_key = (str(artifacts_dir), key)
-    if memo_key in _REMEMBERED:
+    if memo_key in _REMEMBERED and not rebuild:
         seen, seen_timeout = _REMEMBERED[memo_key]
         if not (seen.timed_out and timeout_s > seen_timeout):  # a longer timeout deserves another try
             return VariantResult(key=key, status=seen.status, seconds=seen.seconds, reason=seen.reason,
@@ -275,42 +317,51 @@ def ensure(job: Job, artifacts_dir: Path, timeout_s: float, env: dict[str, str] 
             result = VariantResult(key=key, status="unavailable", reason=missing, variant=variant)
             _REMEMBERED[memo_key] = (result, timeout_s)
             return result
-    result = _build(job, variant, kind, artifacts_dir, timeout_s, env if env is not None else runner_env(), t0)
-    if result.status not in ("built", "cached"):
-        _REMEMBERED[memo_key] = (result, timeout_s)
-    return result
-
-
-def _build(job: Job, variant: Variant, kind: str, artifacts_dir: Path, timeout_s: float, env: dict[str, str],
-           t0: float) -> VariantResult:
-    key = variant.key
-    folder = artifacts_dir / key
     artifacts_dir.mkdir(parents=True, exist_ok=True)
-    if folder.exists():  # there, but not valid (files lost, truncated, older format): rebuild
+    if folder.exists():  # there, but not valid (damaged, files lost, truncated, older format): rebuild
         _remove_tree(folder)
+        if verifier is not None:
+            verifier.forget(folder)
     tmp = artifacts_dir / f"{TMP_PREFIX}{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
+    doc = contract.compile_document(job, variant, tmp, work)
+    launch = Launch(kind="compile", key=key, command=(sys.executable, "-m", COMPILE_RUNNER), doc=doc,
+                    workdir=work, timeout_s=timeout_s, env=dict(env if env is not None else runner_env()),
+                    device=job.device, memory_limit_gb=job.memory_limit_gb)
+    return Build(job=job, variant=variant, kind=kind, launch=launch, tmp=tmp, t0=t0,
+                 rebuilt=f"{problem}: rebuilt" if problem else "")
+
+
+def finish(build: Build, outcome: execute.Outcome) -> VariantResult:
+    """Move a successful compile into the cache (atomically) with its manifest; any other ending leaves no
+    folder behind and comes back as failed (with the log's headline), unavailable or unsupported."""
+    variant, tmp, key = build.variant, build.tmp, build.variant.key
+    artifacts_dir = tmp.parent
+    folder = artifacts_dir / key
+    memo_key = (str(artifacts_dir), key)
     try:
-        with tempfile.TemporaryDirectory(prefix="sweep-compile-") as work_name:
-            work = Path(work_name)
-            doc = _compile_doc(job, variant, tmp, work)
-            outcome = execute.launch([sys.executable, "-m", "runners.compile"], doc, work, timeout_s, env=env)
-            log_tail = outcome.stderr_tail
-            if (work / "stderr.log").exists():
-                shutil.copyfile(work / "stderr.log", tmp / LOG)
-        spent = time.perf_counter() - t0
+        log_tail = outcome.stderr_tail
+        if (build.launch.workdir / "stderr.log").exists() and tmp.exists():
+            shutil.copyfile(build.launch.workdir / "stderr.log", tmp / LOG)
+        spent = time.perf_counter() - build.t0
+        failure: VariantResult | None = None
         if outcome.status in ("unavailable", "unsupported"):
-            return VariantResult(key=key, status=outcome.status, reason=outcome.reason, spent_s=spent,
-                                 seconds=None, variant=variant)
-        if outcome.status != "ok":
+            failure = VariantResult(key=key, status=outcome.status, reason=outcome.reason, spent_s=spent,
+                                    seconds=None, variant=variant)
+        elif outcome.status != "ok":
             why = headline(outcome.stderr_tail)
-            return VariantResult(key=key, status="failed", seconds=outcome.wall_s, spent_s=spent, variant=variant,
-                                 reason=f"compile {outcome.status}: {why + ' | ' if why else ''}{outcome.reason}",
-                                 timed_out=outcome.status == "timeout")
-        missing = [name for name in BACKEND_FILES[variant.backend] if not (tmp / name).is_file()]
-        if missing:
-            return VariantResult(key=key, status="failed", seconds=outcome.wall_s, spent_s=spent, variant=variant,
-                                 reason=f"compile wrote no {', '.join(missing)}: {log_tail}")
+            failure = VariantResult(key=key, status="failed", seconds=outcome.wall_s, spent_s=spent, variant=variant,
+                                    reason=f"compile {outcome.status}: {why + ' | ' if why else ''}{outcome.reason}",
+                                    timed_out=outcome.status == "timeout")
+        else:
+            missing = [name for name in BACKEND_FILES[variant.backend] if not (tmp / name).is_file()]
+            if missing:
+                failure = VariantResult(key=key, status="failed", seconds=outcome.wall_s, spent_s=spent,
+                                        variant=variant, reason=f"compile wrote no {', '.join(missing)}: {log_tail}")
+        if failure is not None:
+            failure.rebuilt = build.rebuilt
+            _REMEMBERED[memo_key] = (failure, build.launch.timeout_s)
+            return failure
         result = outcome.result
         files = []
         for name in BACKEND_FILES[variant.backend]:
@@ -343,12 +394,37 @@ def _build(job: Job, variant: Variant, kind: str, artifacts_dir: Path, timeout_s
             if theirs is None:
                 return VariantResult(key=key, status="failed", seconds=compile_s, spent_s=spent, variant=variant,
                                      reason=f"cannot move the built variant into {folder}")
-            return _cached(variant, kind, folder, theirs, "cached", time.perf_counter() - t0)
+            return _cached(variant, build.kind, folder, theirs, "cached", time.perf_counter() - build.t0,
+                           build.rebuilt)
         atomic.fsync_dir(artifacts_dir)
-        return _cached(variant, kind, folder, manifest, "built", time.perf_counter() - t0)
+        _REMEMBERED.pop(memo_key, None)
+        return _cached(variant, build.kind, folder, manifest, "built", time.perf_counter() - build.t0, build.rebuilt)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def discard(artifacts_dir: Path, key: str) -> None:
+    """Remove a cached variant (it failed to load like a broken build): the next prepare rebuilds it."""
+    _remove_tree(Path(artifacts_dir).resolve() / key)
+    _REMEMBERED.pop((str(Path(artifacts_dir).resolve()), key), None)
+
+
+def ensure(job: Job, artifacts_dir: Path, timeout_s: float, env: dict[str, str] | None = None,
+           deep: bool = False, session: Session | None = None) -> VariantResult:
+    """The artifact a job needs: cached when valid (with deep: its sha256 checked too), else built here, in an
+    isolated subprocess. Only a successful build is renamed into `artifacts_dir/<key>/`."""
+    own = session is None
+    session = session or Session(artifacts_dir, "compile")
+    try:
+        prepared = prepare(job, artifacts_dir, timeout_s, session.new("compile"), env,
+                           Verifier() if deep else None)
+        if isinstance(prepared, VariantResult):
+            return prepared
+        return finish(prepared, run_here(prepared.launch).outcome)
+    finally:
+        if own:
+            session.close()
 
 
 # --- listing and pruning (`sweep artifacts`) -------------------------------------------------------------
@@ -424,7 +500,7 @@ def entries(artifacts_dir: Path) -> list[Entry]:
         return []
     out = []
     for folder in artifacts_dir.iterdir():
-        if not folder.is_dir() or folder.name == REFERENCES:
+        if not folder.is_dir() or folder.name in (REFERENCES, WORK):
             continue
         if folder.name.startswith(TMP_PREFIX):
             out.append(Entry(folder.name, "stale-tmp" if _tmp_is_stale(folder) else "tmp",

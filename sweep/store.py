@@ -151,12 +151,12 @@ def _resume_file(path: Path, columns: Sequence[str]) -> list[dict[str, Any]]:
     return [{c: row.get(c) for c in columns} for row in (upgrade(r, version) for r in _pylist(table))]
 
 
-def _read_all(results_dir: Path, read: Callable[[Path, Sequence[str]], T],
-              columns: Sequence[str]) -> tuple[list[T], list[BadFile]]:
-    """`read` of every row file, and every file it failed on with why (one line each)."""
+def _read_all(results_dir: Path, read: Callable[[Path, Sequence[str]], T], columns: Sequence[str],
+              files: Sequence[Path] | None = None) -> tuple[list[T], list[BadFile]]:
+    """`read` of every row file (or of `files`), and every file it failed on with why (one line each)."""
     out: list[T] = []
     bad: list[BadFile] = []
-    for path in row_files(results_dir):
+    for path in row_files(results_dir) if files is None else files:
         try:
             out.append(read(path, columns))
         except SchemaMismatch as exc:
@@ -206,13 +206,14 @@ def load(results_dir: Path, skip_bad: bool = False) -> pd.DataFrame | tuple[pd.D
     return (df, bad) if skip_bad else df
 
 
-def resume_rows(results_dir: Path) -> list[dict[str, Any]]:
+def resume_rows(results_dir: Path, files: Sequence[Path] | None = None) -> list[dict[str, Any]]:
     """RESUME_COLUMNS of every row (v1 rows upgraded: process 0), pyarrow only: no pandas, no torch.
 
     Only these columns' pages are read and verified; a file damaged elsewhere is found by `load`.
-    Bad files raise one ResultsError naming them all, as `load` does.
+    Bad files raise one ResultsError naming them all, as `load` does. `files` limits the reading to those
+    row files (the orchestrator reads only the files that appeared since it last looked).
     """
-    per_file, bad = _read_all(results_dir, _resume_file, RESUME_COLUMNS)
+    per_file, bad = _read_all(results_dir, _resume_file, RESUME_COLUMNS, files)
     if bad:
         raise bad_files_error(results_dir, bad)
     return [row for rows in per_file for row in rows]
