@@ -116,21 +116,31 @@ def run(matrix: MatrixArg,
                                                       help="Seconds per job, overriding the matrix.")] = None,
         allow_any_factory: AnyFactoryOpt = False,
         max_jobs: MaxJobsOpt = 20_000,
+        gpus: Annotated[str | None, typer.Option(
+            "--gpus", help="Run CUDA jobs on several GPUs at once, one job per GPU: all, a count (2), or CUDA "
+                           "indices (0,2,5). CPU jobs still run alone.")] = None,
+        no_wait: Annotated[bool, typer.Option(
+            "--no-wait", help="Refuse (exit 2) instead of waiting when another sweep holds a device.")] = False,
         ) -> None:
-    """Run every job of the matrix, each in its own subprocess; append one row per job."""
-    from sweep.orchestrate import Orchestrator
+    """Run every job of the matrix, each process in its own subprocess; append one row per (job, process)."""
+    from sweep.orchestrate import Orchestrator, check_writable
+    from sweep.pool import LocalPool, parse_gpus, visible_gpus
 
     m = load_matrix(matrix, runtime, allow_any_factory, max_jobs)
+    check_writable(results, "--results")  # before anything runs or is printed
+    check_writable(artifacts, "--artifacts")
+    pool_gpus, count = parse_gpus(gpus, visible_gpus()) if gpus is not None else (None, None)
     t0 = time.perf_counter()
+    # Refreshed on events only: a progress bar redrawing ten times a second is a neighbour of every timing.
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[current]}"), TimeElapsedColumn(), TextColumn("eta"),
-                        TimeRemainingColumn(), console=err, transient=False)
-    task = progress.add_task(m.name, total=len(m.jobs), current="")
+                        TimeRemainingColumn(), console=err, transient=False, auto_refresh=False)
+    task = progress.add_task(m.name, total=sum(j.processes for j in m.jobs), current="")
     colors = {"ok": "green", "unavailable": "yellow", "unsupported": "yellow"}
 
-    def on_event(kind: str, job: Any, row: dict[str, Any] | None) -> None:
+    def on_event(kind: str, pair: Any, row: dict[str, Any] | None) -> None:
         if kind == "start":
-            progress.update(task, current=job.describe())
+            progress.update(task, current=pair.describe())
         elif kind == "skip":
             progress.advance(task)
         elif row is not None:
@@ -138,14 +148,24 @@ def run(matrix: MatrixArg,
             mean = row.get("latency_ms_mean")
             reason = (row["reason"] or "").splitlines()
             figure = f"{mean:.3f} ms" if mean is not None else (reason[0][:100] if reason else "")
-            line = f"[{colors.get(status, 'red')}]{status:>12}[/] {escape(job.describe())}  {escape(figure)}"
+            if row.get("fidelity") == "fail":
+                figure += " (fails fidelity)"
+            where = f" gpu {row['gpu_index']}" if row.get("gpu_index") is not None and gpus else ""
+            line = f"[{colors.get(status, 'red')}]{status:>12}[/] {escape(pair.describe())}{where}  {escape(figure)}"
             progress.console.print(line, highlight=False, markup=True)
             progress.advance(task)
+        progress.refresh()
 
-    # SIGTERM (a CI timeout, `timeout`, a batch system) unwinds like Ctrl-C: the runner's process group is
-    # killed on the way out, and every finished row is already on disk.
+    def on_message(text: str) -> None:
+        progress.console.print(escape(text), highlight=False, markup=True)
+        progress.refresh()
+
+    executor = LocalPool(pool_gpus, count, wait=not no_wait, on_message=on_message, what=f"matrix {matrix}")
+    # SIGTERM (a CI timeout, `timeout`, a batch system) unwinds like Ctrl-C: the jobs in flight are taken down
+    # on the way out, and every finished row is already on disk.
     signal.signal(signal.SIGTERM, _terminate)
-    orch = Orchestrator(results, artifacts, force=force, timeout_s=timeout, on_event=on_event)
+    orch = Orchestrator(results, artifacts, force=force, timeout_s=timeout, on_event=on_event, executor=executor,
+                        on_message=on_message)
     with progress:
         summary = orch.run(m)
     _print_summary(summary, time.perf_counter() - t0, results)
@@ -164,20 +184,25 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def _print_summary(summary: Any, wall_s: float, results: Path) -> None:
-    table = Table(title=f"run {summary.run_id}: {summary.total} jobs in {wall_s:.1f} s", title_justify="left")
-    for col in ("runtime", "model", "precision", "amp / trt / mode", "status", "mean ± std (ms)", "p50", "rel_err"):
+    table = Table(title=f"run {summary.run_id}: {summary.total} job processes in {wall_s:.1f} s",
+                  title_justify="left")
+    for col in ("runtime", "model", "precision", "amp / trt / mode", "process", "status", "mean ± std (ms)", "p50",
+                "fidelity"):
         table.add_column(col)
     for row in summary.rows:
-        setting = row["amp_dtype"] or row["enabled_precisions"] or row["compile_mode"]
+        setting = row["amp_dtype"] or "+".join(row["enabled_precisions"] or []) or row["compile_mode"]
         mean, std = row["latency_ms_mean"], row["latency_ms_std"]
         figures = f"{mean:.3f} ± {std:.3f}" if mean is not None else "—"
         p50 = f"{row['latency_ms_p50']:.3f}" if row["latency_ms_p50"] is not None else "—"
-        rel = f"{row['rel_err']:.1e}" if row["rel_err"] is not None else "—"
-        table.add_row(row["runtime"], row["model"], row["model_precision"], setting, row["status"], figures, p50, rel)
+        error = row.get("fidelity_error")
+        verdict = (row.get("fidelity") or "—") + (f" ({error:.1e})" if error is not None else "")
+        table.add_row(row["runtime"], row["model"], row["model_precision"], setting,
+                      f"{row['process'] + 1}/{row['processes']}", row["status"], figures, p50, verdict)
     err.print(table)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items()))
     skipped = f", {len(summary.skipped)} already done (use --force to rerun)" if summary.skipped else ""
-    err.print(f"{counts or 'nothing run'}{skipped}; rows in {results}/", highlight=False)
+    elsewhere = f", {len(summary.elsewhere)} done by another sweep meanwhile" if summary.elsewhere else ""
+    err.print(f"{counts or 'nothing run'}{skipped}{elsewhere}; rows in {results}/", highlight=False)
 
 
 @app.command()
@@ -340,16 +365,25 @@ def compile_cmd(matrix: MatrixArg,
                 ) -> None:
     """Build the compiled variants a matrix needs and run nothing; what is already built is reused."""
     from sweep import compile as compile_step
+    from sweep.orchestrate import check_writable
     from sweep.paths import runner_env
+    from sweep.workspace import Session
 
     m = load_matrix(matrix, runtime, allow_any_factory)
+    check_writable(artifacts, "--artifacts")
     planned = compile_step.plan(m.jobs)
     results: list[dict[str, Any]] = []
+    session = Session(artifacts, "compile")
     for item in planned:
         job = item.jobs[0]
         err.print(f"[bold]compiling[/] {item.variant.describe()} ({', '.join(item.runtimes)})", markup=True,
                   highlight=False)
-        built = compile_step.ensure(job, artifacts, timeout or job.timeout_s, env=runner_env())
+        try:
+            built = compile_step.ensure(job, artifacts, timeout or job.timeout_s, env=runner_env(), deep=True,
+                                        session=session)
+        except BaseException:
+            session.close()
+            raise
         color = {"built": "green", "cached": "green", "failed": "red"}.get(built.status, "yellow")
         first = built.reason.splitlines()[0][:160] if built.reason else ""
         err.print(f"[{color}]{built.status:>11}[/] {built.key}  {built.spent_s:.1f} s  {first}", markup=True,
@@ -362,6 +396,7 @@ def compile_cmd(matrix: MatrixArg,
             "runtimes": item.runtimes, "dir": built.artifact["dir"] if built.artifact else None,
             "reason": built.reason,
         })
+    session.close()
     if as_json:
         out.print_json(json.dumps(results))
     else:

@@ -1,27 +1,43 @@
-"""Run a matrix: skip what is done, compile what is missing, launch each job, and store its row at once."""
+"""Run a matrix: plan the missing (job, process) pairs, compile and compute references first, then run every
+job's process 0, every job's process 1, ..., each pair claimed, launched by an executor and stored at once.
+
+The unit of work is the pair (job, process): one fresh runner process is one sample of a job. A pair is done
+when an ok row with its job_key, process and machine identity exists (`--force` runs it again). Pairs run
+interleaved across jobs, so drift in clocks, heat or neighbours hits every variant alike. Each pair is
+claimed in the results folder (sweep.locks.Claims) before it starts, so sweeps sharing a folder never run it
+twice, and its row is durable before the claim is released. The parent stays free of torch and pandas.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
+import platform
+import sys
+import time
 import uuid
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sweep import atomic, execute, fidelity, store, telemetry
+from sweep import compile as compile_step
+from sweep import execute, store, telemetry
 from sweep.errors import SweepError
-from sweep.jobs import Job, canonical_key
+from sweep.executor import Executor, Launch, Placed
+from sweep.jobs import Job
+from sweep.locks import Claims, Held
 from sweep.matrix import Matrix
 from sweep.paths import runner_env
+from sweep.references import Reference, References, reference_key
 from sweep.rows import make_row
 from sweep.runtimes import RUNTIMES, uses_tensorrt
+from sweep.workspace import Session
 
 FAILING = ("failed", "timeout", "compile_failed")
+WAIT_POLL_S = 0.5  # how often a pair claimed by another sweep is looked at again
 
 
 def utcnow() -> datetime:
@@ -30,7 +46,7 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class Machine:
-    """What makes a result comparable, read once by the parent for every row of a device.
+    """What makes a result comparable, read once by the parent for every row of a device (without torch).
 
     Resume trusts an ok row only from the same device name and torch (and, for TensorRT runtimes, the
     same torch-tensorrt and TensorRT). Rows take these from here, not from each runner, so rows the
@@ -44,21 +60,50 @@ class Machine:
     driver_version: str = ""
     torch_tensorrt_version: str = ""
     tensorrt_version: str = ""
+    python_version: str = ""
 
     @staticmethod
     def of(device: str) -> Machine:
-        import torch
-
         trt = telemetry.trt_versions()
-        return Machine(telemetry.device_name(device), torch.__version__, os.uname().nodename,
-                       cuda_version=torch.version.cuda or "",
+        installed = telemetry.torch_install()
+        return Machine(telemetry.device_name(device), installed["torch_version"], os.uname().nodename,
+                       cuda_version=installed["cuda_version"],
                        driver_version=telemetry.driver_info().get("driver_version", ""),
-                       torch_tensorrt_version=trt["torch_tensorrt_version"], tensorrt_version=trt["tensorrt_version"])
+                       torch_tensorrt_version=trt["torch_tensorrt_version"], tensorrt_version=trt["tensorrt_version"],
+                       python_version=platform.python_version())
 
-    def resume_key(self, job_key: str, runtime: str) -> tuple[str, ...]:
+    def resume_key(self, job_key: str, runtime: str, process: int = 0) -> tuple[str | int, ...]:
         """What an ok row must match to count as done: TensorRT upgrades rerun only the TensorRT jobs."""
         trt = (self.torch_tensorrt_version, self.tensorrt_version) if uses_tensorrt(runtime) else ("", "")
-        return (job_key, self.device_name, self.torch_version, *trt)
+        return (job_key, process, self.device_name, self.torch_version, *trt)
+
+
+def row_resume_key(row: dict[str, Any]) -> tuple[str | int, ...]:
+    trt = (row["torch_tensorrt_version"] or "", row["tensorrt_version"] or "") if uses_tensorrt(row["runtime"]) \
+        else ("", "")
+    return (row["job_key"], int(row.get("process") or 0), row["device_name"] or "", row["torch_version"] or "", *trt)
+
+
+def done_keys(results_dir: Path) -> set[tuple[str | int, ...]]:
+    """Machine.resume_key of every ok row already stored (pyarrow only)."""
+    return {row_resume_key(r) for r in store.resume_rows(results_dir) if r["status"] == "ok"}
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One fresh process of a job: the unit the sweep plans, claims, runs and stores."""
+
+    job: Job
+    process: int
+    order: int = field(default=0, compare=False)  # the job's place in the matrix
+
+    @property
+    def key(self) -> str:
+        return f"{self.job.key}/{self.process}"
+
+    def describe(self) -> str:
+        text = self.job.describe()
+        return f"{text} [{self.process + 1}/{self.job.processes}]" if self.job.processes > 1 else text
 
 
 @dataclass
@@ -66,219 +111,461 @@ class Summary:
     """What a run did: counts by status and the rows it wrote."""
 
     run_id: str
-    total: int
+    total: int  # pairs in the matrix
     counts: dict[str, int] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[Job] = field(default_factory=list)
+    skipped: list[Pair] = field(default_factory=list)  # already done
+    elsewhere: list[Pair] = field(default_factory=list)  # done meanwhile by another sweep sharing the folder
 
     @property
     def exit_code(self) -> int:
         return 1 if any(self.counts.get(s, 0) for s in FAILING) else 0
 
 
-Event = Callable[[str, Job, dict[str, Any] | None], None]  # ("start" | "done" | "skip", job, row)
+Event = Callable[[str, Pair, dict[str, Any] | None], None]  # ("start" | "done" | "skip", pair, row)
+Message = Callable[[str], None]
 
 
-def job_document(job: Job, outputs_path: Path, artifact: dict[str, Any] | None) -> dict[str, Any]:
-    """The job.json of runners/README.md."""
-    return {
-        "job_key": job.key,
-        "runtime": job.runtime,
-        "device": job.device,
-        "model": job.model.to_runner(),
-        "inputs": job.model.inputs(),
-        "model_precision": job.model_precision,
-        "amp_dtype": job.amp_dtype,
-        "enabled_precisions": list(job.enabled_precisions),
-        "compile_mode": job.compile_mode,
-        "warmup": job.warmup,
-        "iters": job.iters,
-        "seed": job.seed,
-        "artifact": artifact,
-        "outputs_path": str(outputs_path),
-    }
+def check_writable(folder: Path, option: str) -> None:
+    """Refuse, before anything runs, a results or artifacts folder that cannot be written: one line, exit 2."""
+    path = Path(folder)
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        where = "is a file" if probe == path else f"is under {probe}, which is a file"
+        raise SweepError(f"{option} {folder}: {where}, not a folder; choose another {option}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        test = path / f".sweep-write-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        test.write_bytes(b"")
+        test.unlink()
+    except OSError as exc:
+        raise SweepError(f"{option} {folder}: cannot write there ({exc.strerror or exc}); "
+                         f"choose another {option} or fix its permissions") from None
 
 
-class References:
-    """fp32 eager reference outputs (and the model's GFLOPs), computed once per model/device/seed and cached."""
+class DoneIndex:
+    """The resume keys of ok rows, refreshed cheaply: only row files not seen before are read."""
 
-    def __init__(self, cache_dir: Path, machine: Machine) -> None:
-        self.cache_dir = cache_dir
-        self.machine = machine
-        self._failed: dict[str, str] = {}
+    def __init__(self, results_dir: Path, force: bool) -> None:
+        self.results_dir = results_dir
+        self.keys: set[tuple[str | int, ...]] = set()
+        self.seen: set[Path] = set(store.row_files(results_dir))
+        if not force:
+            self.keys = done_keys(results_dir)
 
-    def key(self, job: Job) -> str:
-        return canonical_key({"model": job.model.identity(), "device": job.device, "seed": job.seed,
-                              "device_name": self.machine.device_name, "torch": self.machine.torch_version})
-
-    def get(self, job: Job, timeout_s: float) -> tuple[Path | None, dict[str, Any]]:
-        """(outputs file, facts) or (None, {"error": why}) when the reference itself cannot run."""
-        key = self.key(job)
-        folder = self.cache_dir / key
-        outputs, facts_path = folder / "outputs.pt", folder / "reference.json"
-        if outputs.exists() and facts_path.exists():
-            return outputs, json.loads(facts_path.read_text())
-        if key in self._failed:
-            return None, {"error": self._failed[key]}
-        with tempfile.TemporaryDirectory(prefix="sweep-ref-") as tmp:
-            tmp_dir = Path(tmp)
-            doc = fidelity.reference_job(job_document(job, tmp_dir / "outputs.pt", None))
-            outcome = execute.launch(RUNTIMES["python-eager"].command(), doc, tmp_dir, timeout_s, env=runner_env())
-            if outcome.status != "ok":
-                self._failed[key] = f"reference {outcome.status}: {outcome.reason}"[:500]
-                return None, {"error": self._failed[key]}
-            facts = {"gflops": outcome.result.get("extra", {}).get("gflops"), "job": doc}
-            staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self._ensure_dir()))
-            shutil.move(str(tmp_dir / "outputs.pt"), staging / "outputs.pt")
-            atomic.write_json(staging / "reference.json", facts)
-            try:
-                os.replace(staging, folder)
-            except OSError:  # already there (a concurrent sweep): keep theirs
-                shutil.rmtree(staging, ignore_errors=True)
-        return outputs, facts
-
-    def _ensure_dir(self) -> Path:
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        return self.cache_dir
+    def refresh(self) -> None:
+        """Read the rows other sweeps wrote since (a claim was just taken: was the pair done meanwhile?)."""
+        new = [p for p in store.row_files(self.results_dir) if p not in self.seen]
+        if not new:
+            return
+        self.seen.update(new)
+        for row in store.resume_rows(self.results_dir, files=new):
+            if row["status"] == "ok":
+                self.keys.add(row_resume_key(row))
 
 
-def done_keys(results_dir: Path) -> set[tuple[str, ...]]:
-    """Machine.resume_key of every ok row already stored."""
-    keys = set()
-    for row in store.resume_rows(results_dir):
-        if row["status"] != "ok":
-            continue
-        trt = (row["torch_tensorrt_version"], row["tensorrt_version"]) if uses_tensorrt(row["runtime"]) else ("", "")
-        keys.add((row["job_key"], row["device_name"], row["torch_version"], *trt))
-    return keys
+@dataclass
+class Ticket:
+    """A launch handed to the executor, and what its result needs."""
+
+    kind: str  # run | compile | reference
+    pair: Pair | None = None
+    claim: Held | None = None
+    started_at: datetime = field(default_factory=utcnow)
+    build: compile_step.Build | None = None
+    waiting: list[tuple[Pair, Held]] = field(default_factory=list)  # runs to redo once this finishes
 
 
 class Orchestrator:
-    """Runs the jobs of a matrix one at a time; each row is durable before the next job starts."""
+    """Runs the pairs of a matrix through an executor; each row is durable before its claim is released."""
 
     def __init__(self, results_dir: Path, artifacts_dir: Path, force: bool = False,
-                 timeout_s: float | None = None, on_event: Event | None = None) -> None:
-        self.results_dir = results_dir
-        self.artifacts_dir = artifacts_dir
+                 timeout_s: float | None = None, on_event: Event | None = None,
+                 executor: Executor | None = None, on_message: Message | None = None) -> None:
+        self.results_dir = Path(results_dir)
+        self.artifacts_dir = Path(artifacts_dir)
         self.force = force
         self.timeout_s = timeout_s
-        self.on_event = on_event or (lambda kind, job, row: None)
+        self.on_event: Event = on_event or (lambda kind, pair, row: None)
+        self.on_message: Message = on_message or (lambda text: None)
+        if executor is None:
+            from sweep.pool import LocalPool
+
+            executor = LocalPool(on_message=self.on_message)
+        self.executor = executor
         self._machines: dict[str, Machine] = {}
-        self._references: dict[str, References] = {}
-        self._variant_extra: dict[str, dict[str, Any]] = {}  # compile facts by variant key, for rows' extra
-        self._native_ready = False
+        self.verifier = compile_step.Verifier()
+        self.references = References(self.artifacts_dir, self.verifier)
+        self._variants: dict[str, compile_step.VariantResult] = {}  # by variant key
+        self._variant_of: dict[str, str] = {}  # job key -> variant key
+        self._rebuilt: dict[str, str] = {}  # variant key -> why it was rebuilt in this sweep
         self._native_failure: execute.Outcome | None = None
+        self._native_ready = False
+
+    # --- planning -------------------------------------------------------------------------------------
 
     def machine(self, device: str) -> Machine:
         if device not in self._machines:
             self._machines[device] = Machine.of(device)
         return self._machines[device]
 
-    def references(self, device: str) -> References:
-        if device not in self._references:
-            self._references[device] = References(self.artifacts_dir / "references", self.machine(device))
-        return self._references[device]
+    def resume_key(self, pair: Pair) -> tuple[str | int, ...]:
+        return self.machine(pair.job.device).resume_key(pair.job.key, pair.job.runtime, pair.process)
 
-    def pending(self, matrix: Matrix) -> tuple[list[Job], list[Job]]:
-        """(to run, already done) under the resume rule; --force runs everything."""
-        if self.force:
-            return list(matrix.jobs), []
-        done = done_keys(self.results_dir)
-        todo: list[Job] = []
-        skipped: list[Job] = []
-        for job in matrix.jobs:
-            key = self.machine(job.device).resume_key(job.key, job.runtime)
-            (skipped if key in done else todo).append(job)
+    def plan(self, matrix: Matrix, done: DoneIndex | None = None) -> tuple[list[Pair], list[Pair]]:
+        """(to run, already done), to run in interleaved order: every job's process 0, then process 1, ..."""
+        done = done or DoneIndex(self.results_dir, self.force)
+        pairs = [Pair(job, p, i) for i, job in enumerate(matrix.jobs) for p in range(job.processes)]
+        pairs.sort(key=lambda pair: (pair.process, pair.order))
+        todo = [p for p in pairs if self.resume_key(p) not in done.keys]
+        skipped = [p for p in pairs if self.resume_key(p) in done.keys]
         return todo, skipped
 
+    # --- running --------------------------------------------------------------------------------------
+
     def run(self, matrix: Matrix) -> Summary:
-        todo, skipped = self.pending(matrix)
-        summary = Summary(run_id=f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", total=len(matrix.jobs),
-                          skipped=skipped)
-        for job in skipped:
-            self.on_event("skip", job, None)
-        for job in todo:
-            self.on_event("start", job, None)
-            row = self.run_job(job, summary.run_id)
-            store.append_row(self.results_dir, row)
-            summary.rows.append(row)
-            summary.counts[row["status"]] = summary.counts.get(row["status"], 0) + 1
-            self.on_event("done", job, row)
+        check_writable(self.results_dir, "--results")
+        check_writable(self.artifacts_dir, "--artifacts")
+        execute.become_subreaper()
+        done = DoneIndex(self.results_dir, self.force)
+        todo, skipped = self.plan(matrix, done)
+        total = sum(job.processes for job in matrix.jobs)
+        summary = Summary(run_id=f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", total=total, skipped=skipped)
+        for pair in skipped:
+            self.on_event("skip", pair, None)
+        if not todo:
+            return summary
+        session = Session(self.artifacts_dir)
+        claims = Claims(self.results_dir)
+        try:
+            self.executor.open(sorted({p.job.device for p in todo}))
+            self._compile_all(todo, session)
+            self._native(todo)
+            self._reference_all(todo, session)
+            self._run_all(todo, summary, session, claims, done)
+        finally:
+            self.executor.close()
+            session.close()
+            claims.clean()
+            execute.reap_orphans()
         return summary
 
-    def _artifact(self, job: Job, timeout_s: float) -> tuple[dict[str, Any] | None, str, float | None,
-                                                              execute.Outcome | None]:
-        """(artifact for job.json, variant key, compile seconds, failure outcome) for runtimes that need one."""
-        if RUNTIMES[job.runtime].artifact is None:
-            return None, "", None, None
-        from sweep import compile as compile_step
+    def _timeout(self, job: Job) -> float:
+        return self.timeout_s or job.timeout_s
 
-        built = compile_step.ensure(job, self.artifacts_dir, timeout_s, env=runner_env())
-        if built.extra:
-            self._variant_extra[built.key] = built.extra
-        if built.status in ("built", "cached"):
-            return built.artifact, built.key, built.seconds, None
-        status = {"failed": "compile_failed"}.get(built.status, built.status)
-        return None, built.key, built.seconds, execute.Outcome(status=status, reason=built.reason)
+    def _native(self, todo: list[Pair]) -> None:
+        """Build the C++ binary (after the compiles, before the references) when a native job can run; if the
+        build fails, every native job's row says why."""
+        if self._native_ready or self._native_failure is not None:
+            return
+        if not any(RUNTIMES[p.job.runtime].runner == "native" and self._blocked(p.job) is None for p in todo):
+            return  # no native job can run (its variant is unavailable or failed): nothing to build it for
+        from sweep import native
 
-    def _native(self) -> execute.Outcome | None:
-        """Build the C++ binary before the first native job; if that fails, every native job's row says why."""
-        if not self._native_ready and self._native_failure is None:
+        self.on_message("building the native runner (native/build/sweep-bench) if needed")
+        try:
+            native.ensure_native()
+            self._native_ready = True
+        except native.NativeUnavailable as exc:
+            self._native_failure = execute.Outcome(status="unavailable", reason=str(exc))
+        except SweepError as exc:
+            self._native_failure = execute.Outcome(status="failed", reason=str(exc))
+
+    def _blocked(self, job: Job) -> execute.Outcome | None:
+        """Why a job cannot launch at all (native build, compile), as the outcome its rows get; None if it can."""
+        if RUNTIMES[job.runtime].runner == "native" and self._native_failure is not None:
+            return self._native_failure
+        key = self._variant_of.get(job.key)
+        if key is not None:
+            built = self._variants.get(key)
+            if built is None:
+                return execute.Outcome(status="compile_failed", reason="the variant was not built")
+            if built.status not in ("built", "cached"):
+                status = {"failed": "compile_failed"}.get(built.status, built.status)
+                return execute.Outcome(status=status, reason=built.reason)
+        return None
+
+    def _compile_all(self, todo: list[Pair], session: Session) -> None:
+        """Every variant the pending pairs need, once, before any of them runs (cached ones are verified)."""
+        builds: dict[str, compile_step.Build] = {}
+        for pair in todo:
+            job = pair.job
+            if RUNTIMES[job.runtime].artifact is None or job.key in self._variant_of:
+                continue
+            vkey = compile_step.Variant.of(job).key
+            self._variant_of[job.key] = vkey
+            if vkey in self._variants or vkey in builds:
+                continue
+            prepared = compile_step.prepare(job, self.artifacts_dir, self._timeout(job), session.new(f"compile-{vkey}"),
+                                            runner_env(), self.verifier)
+            if isinstance(prepared, compile_step.Build):
+                builds[vkey] = prepared
+            else:
+                self._variants[vkey] = prepared
+        if not builds:
+            return
+        for build in builds.values():
+            what = f"{build.variant.describe()}" + (f" ({build.rebuilt})" if build.rebuilt else "")
+            self.on_message(f"compiling {what}")
+        with finishing(self.executor.map(b.launch for b in builds.values())) as results:
+            for launch, placed in results:
+                result = compile_step.finish(builds[launch.key], placed.outcome)
+                self._variants[launch.key] = result
+                if result.rebuilt:
+                    self._rebuilt[launch.key] = result.rebuilt
+                first = result.reason.splitlines()[0][:160] if result.reason else ""
+                self.on_message(f"compile {result.status}: {builds[launch.key].variant.describe()} "
+                                f"{result.spent_s:.1f} s {first}".rstrip())
+
+    def _reference_of(self, job: Job) -> str:
+        machine = self.machine(job.device)
+        return reference_key(job, machine.device_name, machine.torch_version)
+
+    def _reference_all(self, todo: list[Pair], session: Session) -> None:
+        """The fp32 reference of every pending job that can run, verified or computed, before any job runs."""
+        wanted: dict[str, Launch] = {}
+        for pair in todo:
+            if self._blocked(pair.job) is not None:
+                continue
+            key = self._reference_of(pair.job)
+            if key in wanted or self.references.lookup(key) is not None:
+                continue
+            wanted[key] = self.references.launch(key, pair.job, session.new(f"reference-{key}"),
+                                                 self._timeout(pair.job))
+        if not wanted:
+            return
+        self.on_message(f"computing {len(wanted)} fp32 reference(s)")
+        with finishing(self.executor.map(wanted.values())) as results:
+            for launch, placed in results:
+                self.references.finish(launch.key, launch, placed.outcome)
+
+    def _run_launch(self, pair: Pair, session: Session) -> Launch:
+        from sweep import contract
+
+        job = pair.job
+        spec = RUNTIMES[job.runtime]
+        work = session.new(f"{job.key}-p{pair.process}")
+        key = self._variant_of.get(job.key)
+        artifact = self._variants[key].artifact if key is not None else None
+        ref = self.references.lookup(self._reference_of(job))
+        reference = ref.for_job() if ref is not None else None
+        doc = contract.job_document(job, work / "outputs.pt", artifact, process=pair.process, reference=reference)
+        env = runner_env()
+        followup = None
+        if spec.runner == "native":
             from sweep import native
 
-            try:
-                native.ensure_native()
-                self._native_ready = True
-            except native.NativeUnavailable as exc:
-                self._native_failure = execute.Outcome(status="unavailable", reason=str(exc))
-            except SweepError as exc:
-                self._native_failure = execute.Outcome(status="failed", reason=str(exc))
-        return self._native_failure
+            env.update(native.runner_env(job.runtime))
+            if reference is not None:
+                followup = fidelity_launch(work, reference, doc["fidelity"], self._timeout(job))
+        return Launch(kind="run", key=pair.key, command=tuple(spec.command()), doc=doc, workdir=work,
+                      timeout_s=self._timeout(job), env=env, device=job.device, memory_limit_gb=job.memory_limit_gb,
+                      followup=followup)
 
-    def _fidelity(self, job: Job, outputs: Path, outcome: execute.Outcome,
-                  timeout_s: float) -> tuple[dict[str, float] | None, float | None]:
-        """Errors against the reference, and the model's GFLOPs. A job whose measurement is fine but whose
-        outputs cannot be compared keeps its row (with the reason in extra), and the sweep goes on."""
-        extra = outcome.result.setdefault("extra", {})
-        try:
-            ref_path, facts = self.references(job.device).get(job, timeout_s)
-            if ref_path is None:
-                extra["fidelity"] = facts.get("error", "no reference")
-                return None, None
-            if not outputs.exists():
-                extra["fidelity"] = "the runner saved no outputs"
-                return None, facts.get("gflops")
-            return fidelity.compare(outputs, ref_path), facts.get("gflops")
-        except Exception as exc:  # a truncated or foreign outputs file must not cost the row
-            extra["fidelity"] = f"outputs could not be compared: {type(exc).__name__}: {exc}"[:500]
-            return None, None
+    def _run_all(self, todo: list[Pair], summary: Summary, session: Session, claims: Claims, done: DoneIndex) -> None:
+        queue: deque[Pair] = deque(todo)
+        deferred: list[Pair] = []  # claimed by another sweep right now
+        ready: deque[tuple[Pair, Held]] = deque()  # claimed pairs to (re)launch first: after a rebuild
+        extra_launches: deque[tuple[Launch, Ticket]] = deque()  # rebuilds and recomputed references
+        inflight: dict[str, Ticket] = {}
 
-    def run_job(self, job: Job, run_id: str) -> dict[str, Any]:
-        timeout_s = self.timeout_s or job.timeout_s
-        started = utcnow()
-        machine = self.machine(job.device)
-        artifact, variant_key, compile_s, failure = self._artifact(job, timeout_s)
-        errors: dict[str, float] | None = None
-        gflops = None
-        if failure is None and RUNTIMES[job.runtime].runner == "native":
-            failure = self._native()
-        if failure is not None:
-            outcome = failure
-        else:
-            with tempfile.TemporaryDirectory(prefix="sweep-job-") as tmp:
-                work = Path(tmp)
-                outputs = work / "outputs.pt"
-                spec = RUNTIMES[job.runtime]
-                env = runner_env()
-                if spec.runner == "native":
-                    from sweep import native
+        def record(pair: Pair, claim: Held, outcome: execute.Outcome, placed: Placed | None,
+                   started: datetime) -> None:
+            row = self._row(pair, outcome, placed, summary.run_id, started)
+            store.append_row(self.results_dir, row)
+            claim.release()
+            summary.rows.append(row)
+            summary.counts[row["status"]] = summary.counts.get(row["status"], 0) + 1
+            self.on_event("done", pair, row)
 
-                    env.update(native.runner_env(job.runtime))
-                outcome = execute.launch(spec.command(), job_document(job, outputs, artifact), work, timeout_s,
-                                         env=env)
-                if outcome.status == "ok" and self._variant_extra.get(variant_key):
-                    outcome.result.setdefault("extra", {})["variant"] = self._variant_extra[variant_key]
-                if outcome.status == "ok":
-                    errors, gflops = self._fidelity(job, outputs, outcome, timeout_s)
-        return make_row(job, outcome, run_id=run_id, machine=machine, started_at=started, finished_at=utcnow(),
-                        errors=errors, gflops=gflops, variant_key=variant_key, compile_s=compile_s)
+        def start(pair: Pair, claim: Held) -> Launch | None:
+            """The pair's launch, or None when its row is written at once (it cannot launch)."""
+            blocked = self._blocked(pair.job)
+            if blocked is not None:
+                self.on_event("start", pair, None)
+                record(pair, claim, blocked, None, utcnow())
+                return None
+            launch = self._run_launch(pair, session)
+            inflight[launch.key] = Ticket("run", pair, claim)
+            self.on_event("start", pair, None)
+            return launch
+
+        def take(pair: Pair, wait: bool) -> Held | None:
+            claim = claims.take(pair.job.key, pair.process, wait=wait)
+            if claim is None:
+                return None
+            done.refresh()
+            if self.resume_key(pair) in done.keys:  # done meanwhile (with --force: by a sweep that started later)
+                claim.release()
+                summary.elsewhere.append(pair)
+                self.on_event("skip", pair, None)
+                return None
+            return claim
+
+        def launches() -> Iterator[Launch | None]:
+            while True:
+                if extra_launches:
+                    extra, ticket = extra_launches.popleft()
+                    inflight[extra.key] = ticket
+                    yield extra
+                elif ready:
+                    again = start(*ready.popleft())
+                    if again is not None:
+                        yield again
+                elif queue:
+                    pair = queue.popleft()
+                    claim = take(pair, wait=False)
+                    if claim is None:
+                        if pair not in summary.elsewhere:
+                            deferred.append(pair)
+                        continue
+                    first = start(pair, claim)
+                    if first is not None:
+                        yield first
+                elif deferred:
+                    for pair in list(deferred):
+                        claim = take(pair, wait=False)
+                        if claim is not None or pair in summary.elsewhere:
+                            deferred.remove(pair)
+                        if claim is not None:
+                            late = start(pair, claim)
+                            if late is not None:
+                                yield late
+                            break
+                    else:
+                        if inflight:
+                            yield None  # wait for one of ours to end, then look again
+                        else:
+                            names = ", ".join(p.describe() for p in deferred[:3])
+                            self.on_message(f"waiting for another sweep to finish {len(deferred)} pair(s): {names}")
+                            time.sleep(WAIT_POLL_S)
+                elif inflight:
+                    yield None  # a result may bring a rebuild and a rerun
+                else:
+                    return
+
+        with finishing(self.executor.map(launches())) as results:
+            for launch, placed in results:
+                ticket = inflight.pop(launch.key)
+                if ticket.kind == "compile":
+                    assert ticket.build is not None
+                    result = compile_step.finish(ticket.build, placed.outcome)
+                    self._variants[launch.key] = result
+                    self._rebuilt[launch.key] = result.rebuilt or self._rebuilt.get(launch.key, "rebuilt")
+                    ready.extend(ticket.waiting)
+                    continue
+                if ticket.kind == "reference":
+                    self.references.finish(launch.key, launch, placed.outcome)
+                    ready.extend(ticket.waiting)
+                    continue
+                assert ticket.pair is not None and ticket.claim is not None
+                pair, claim = ticket.pair, ticket.claim
+                redo = self._redo(pair, claim, placed.outcome, session)
+                if redo is not None:
+                    extra_launches.append(redo)
+                    continue
+                record(pair, claim, placed.outcome, placed, ticket.started_at)
+
+    def _redo(self, pair: Pair, claim: Held, outcome: execute.Outcome,
+              session: Session) -> tuple[Launch, Ticket] | None:
+        """A run that failed because its cached input was damaged: the rebuild (or recomputation) to do first,
+        once per sweep, after which the pair runs again under the same claim."""
+        if outcome.status != "failed":
+            return None
+        job = pair.job
+        vkey = self._variant_of.get(job.key)
+        if vkey is not None and vkey not in self._rebuilt and compile_step.broken_load(outcome.returncode,
+                                                                                    outcome.reason):
+            first = next((line for line in outcome.reason.splitlines() if line.strip()), "")[:200]
+            why = f"the cached variant failed to load like a broken build ({first})"
+            self._rebuilt[vkey] = why
+            self.on_message(f"rebuilding variant {vkey}: {why}")
+            compile_step.discard(self.artifacts_dir, vkey)
+            self.verifier.forget(self.artifacts_dir.resolve() / vkey)
+            prepared = compile_step.prepare(job, self.artifacts_dir, self._timeout(job), session.new(f"rebuild-{vkey}"),
+                                            runner_env(), self.verifier, rebuild=why)
+            if isinstance(prepared, compile_step.VariantResult):
+                self._variants[vkey] = prepared
+                return None
+            return prepared.launch, Ticket("compile", build=prepared, waiting=[(pair, claim)])
+        rkey = self._reference_of(job)
+        if "reference outputs" in outcome.reason and "damaged" in outcome.reason and \
+                self.references.forget(rkey, "found damaged by the runner"):
+            self.on_message(f"recomputing reference {rkey}: the runner found it damaged")
+            launch = self.references.launch(rkey, job, session.new(f"reference-{rkey}"), self._timeout(job))
+            return launch, Ticket("reference", waiting=[(pair, claim)])
+        return None
+
+    # --- rows -----------------------------------------------------------------------------------------
+
+    def _row(self, pair: Pair, outcome: execute.Outcome, placed: Placed | None, run_id: str,
+             started: datetime) -> dict[str, Any]:
+        job = pair.job
+        vkey = self._variant_of.get(job.key, "")
+        built = self._variants.get(vkey) if vkey else None
+        ref: Reference | None = self.references.known.get(self._reference_of(job))
+        result = outcome.result if outcome.status == "ok" else {}
+        extra = result.setdefault("extra", {}) if outcome.status == "ok" else {}
+        if outcome.status == "ok" and built is not None and built.extra:
+            extra["variant"] = built.extra
+        if outcome.leftovers:
+            extra["killed_leftover_processes"] = outcome.leftovers[:10]
+            result.setdefault("extra", extra)
+        if ref is not None and ref.recomputed:
+            extra["reference_recomputed"] = ref.recomputed
+        errors: dict[str, Any] | None = None
+        reason = ""
+        if outcome.status == "ok" and placed is not None and placed.followup is not None:
+            if placed.followup.status == "ok":
+                errors = placed.followup.result
+            else:
+                reason = f"python -m runners.fidelity {placed.followup.status}: {placed.followup.reason}"[:500]
+        if ref is None or ref.path is None:
+            reason = ref.error if ref is not None and ref.error else "no fp32 reference for this job"
+        verdict = judge(job, result.get("fidelity") if isinstance(result.get("fidelity"), dict) else errors,
+                        reason) if outcome.status == "ok" else None
+        return make_row(job, outcome, run_id=run_id, machine=self.machine(job.device), started_at=started,
+                        finished_at=utcnow(), errors=errors, gflops=ref.gflops if ref is not None else None,
+                        variant_key=vkey, compile_s=built.seconds if built is not None else None,
+                        variant_rebuilt=vkey in self._rebuilt and built is not None and built.status in ("built",
+                                                                                                          "cached"),
+                        verdict=verdict, process=pair.process, processes=job.processes,
+                        gpu_index=placed.gpu_index if placed else None, gpu_uuid=placed.gpu_uuid if placed else "",
+                        executor=placed.executor if placed else getattr(self.executor, "name", "local"),
+                        slurm_job_id=placed.slurm_job_id if placed else "")
+
+
+@contextmanager
+def finishing(results: Iterator[tuple[Launch, Placed]]) -> Iterator[Iterator[tuple[Launch, Placed]]]:
+    """An executor's results, closed however the loop over them ends: an exception in the consumer (Ctrl-C
+    while a row is written) stops the launches in flight at once, not whenever its traceback is collected."""
+    try:
+        yield results
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+
+
+def judge(job: Job, measured: dict[str, Any] | None, reason: str) -> dict[str, Any]:
+    """The verdict columns of an ok row: sweep.fidelity's pass / fail / none for what the runner measured."""
+    from sweep import fidelity
+
+    spec = fidelity.job_fidelity(job)
+    verdict, note = fidelity.verdict(measured, spec["tolerance"], reason)
+    return {"fidelity": verdict, "fidelity_precision": spec["precision"], "fidelity_tolerance": spec["tolerance"],
+            "fidelity_measure": spec["spec"]["measure"], "fidelity_note": note or None}
+
+
+def fidelity_launch(work: Path, reference: dict[str, str], spec: dict[str, Any] | None, timeout_s: float) -> Launch:
+    """`python -m runners.fidelity` for a runner that cannot compare its own outputs (the C++ binary)."""
+    import json
+
+    command = (sys.executable, "-m", "runners.fidelity", "--outputs", str(work / "outputs.pt"),
+               "--reference", reference["path"], "--sha256", reference["sha256"], "--spec", json.dumps(spec or {}))
+    return Launch(kind="fidelity", key=f"fidelity-{work.name}", command=command, doc={}, workdir=work / "fidelity",
+                  timeout_s=min(timeout_s, 600.0), env=runner_env(), device="cpu")

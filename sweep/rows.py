@@ -24,7 +24,7 @@ EXECUTORS = ("local", "slurm")
 
 
 class MachineFacts(Protocol):
-    """What the parent knows of the machine of a device (sweep.orchestrate.Machine)."""
+    """What the parent knows of the machine of a device (sweep.orchestrate.Machine, a frozen dataclass)."""
 
     @property
     def device_name(self) -> str: ...

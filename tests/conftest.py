@@ -18,6 +18,7 @@ def matrix_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "m"
     folder.mkdir()
     shutil.copy(FIXTURES / "fault_models.py", folder / "fault_models.py")
+    shutil.copy(FIXTURES / "fixture_models.py", folder / "fixture_models.py")
     return folder
 
 

@@ -170,6 +170,7 @@ def test_tensorrt_jobs_are_unavailable_rows_with_the_install_hint(tmp_path: Path
     m = load(write(tmp_path / "m", """
         model: {name: tiny}
         device: cuda
+        measure: {processes: 1}
         jobs:
           - runtime: [python-trt, cpp-trt]
             model_precision: [fp32, fp32+fp16]
