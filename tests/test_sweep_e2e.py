@@ -61,8 +61,7 @@ def test_faults_become_rows_and_the_sweep_goes_on(write_matrix, cli, tmp_path: P
     assert cuda.status == "unavailable" and "CUDA is not available" in cuda.reason
     for r in df.itertuples():
         assert r.schema_version == store.SCHEMA_VERSION and r.torch_version and r.device_name
-        planned = 3 if r.device == "cuda" else 1  # measure.processes' default: 3 on CUDA, 1 on the CPU
-        assert r.process == 0 and r.processes == planned and r.executor == "local" and len(r.model_key) == 20
+        assert r.process == 0 and r.processes == 1 and r.executor == "local" and len(r.model_key) == 20
 
 
 def test_sigkill_mid_sweep_then_rerun_has_every_job_once(write_matrix, tmp_path: Path) -> None:
