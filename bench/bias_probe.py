@@ -40,16 +40,11 @@ def write_job(work: Path, model: str, precision: str, device: str, warmup: int, 
         f"measure: {{warmup: {warmup}, iters: {iters}, timeout_s: 600, seed: 0}}\n"
         f"jobs:\n  - runtime: python-eager\n    model_precision: {precision}\n    amp_dtype: fp32\n")
     sys.path.insert(0, str(ROOT))
+    from sweep import contract
     from sweep import matrix as matrix_mod
-    from sweep import orchestrate
 
     job = matrix_mod.load(matrix).jobs[0]
-    builder = getattr(orchestrate, "job_document", None)
-    if builder is None:  # moved by a later refactor
-        from sweep import jobdoc  # type: ignore[attr-defined]
-
-        builder = jobdoc.job_document
-    doc = builder(job, work / "outputs.pt", None)
+    doc = contract.job_document(job, work / "outputs.pt", None)
     job_path = work / "job.json"
     job_path.write_text(json.dumps(doc))
     return matrix, job_path
