@@ -37,7 +37,7 @@ def write_job(work: Path, model: str, precision: str, device: str, warmup: int, 
     matrix = work / "one.yaml"
     matrix.write_text(
         f"name: bias\nmodel: {{name: {model}}}\ndevice: {device}\n"
-        f"measure: {{warmup: {warmup}, iters: {iters}, timeout_s: 600, seed: 0}}\n"
+        f"measure: {{warmup: {warmup}, iters: {iters}, timeout_s: 600, seed: 0, processes: 1}}\n"
         f"jobs:\n  - runtime: python-eager\n    model_precision: {precision}\n    amp_dtype: fp32\n")
     sys.path.insert(0, str(ROOT))
     from sweep import contract

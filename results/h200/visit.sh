@@ -1,41 +1,76 @@
 #!/usr/bin/env bash
-# How results/h200 was measured: run on the lent H200 from the source tree (its image has torch),
-# one phase per device call; each phase leaves results.tgz (the Parquet rows) and logs under $OUT.
-#   bash results/h200/visit.sh A   # native build, GPU tests, eager / TorchScript / TensorRT rows
-#   bash results/h200/visit.sh B   # inductor, AOTInductor, calibrate, a repeated job for its spread
+# How results/h200 and results/h200x2 were measured: one visit to a two-GPU H200 host (nvidia-h200-x2),
+# run from the repository root with the image's python3 (torch 2.11+cu130) and no install step.
+#
+#   bash results/h200/visit.sh            # all steps below, in order; everything lands under $V (/tmp/vb)
+#   bash results/h200/visit.sh pack       # tar the results, reports and logs into $OUT/visit.tgz
+#
+# The device lease allows 10 minutes per command, so start it detached and poll:
+#   setsid nohup bash results/h200/visit.sh > /tmp/vb.log 2>&1 &      then: tail /tmp/vb.log; cat /tmp/vb/DONE
+# Steps (times from the visit of 2026-11-29 are in results/h200x2/README.md and the closing note):
+#   1. compile the AOTInductor and TorchScript variants (background, GPU 1) while a smoke sweep of the small
+#      detector checks the pipeline end to end on both GPUs (native build, graphs in Python and C++);
+#   2. the runner-vs-plain-script check (issue 9): plain probe and `sweep run`, interleaved, GPU 0 alone;
+#   3. the two-GPU evidence (issue 13): results/h200x2/matrix.yaml with --gpus 1, then --gpus 2;
+#   4. the rest of matrices/h200-visit.yaml with --gpus 2 into the same folder (resume skips step 3's pairs);
+#   5. reports and comparisons.
 set -uo pipefail
-phase=${1:?phase A or B}
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-RES=/tmp/sweep-results; ART=/tmp/sweep-artifacts
+OUT=${OUT:-/tmp/out}; V=${V:-/tmp/vb}; mkdir -p "$OUT" "$V"
+ART=$V/artifacts; R=$V/h200; R1=$V/h200x2-gpus1; R2=$V/h200x2-gpus2
 sweep() { python3 -m sweep "$@"; }
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,power.draw \
-  --format=csv > "$OUT/nvidia-smi-$phase.csv" 2>&1
-t0=$(date +%s)
-# Seconds of work; the rows written by then are kept (each row is durable). TERM, not INT: a command
-# started in the background by a non-interactive shell ignores SIGINT (seen there: INT did not stop it).
-BUDGET=${BUDGET:-520}
-work() {
-  echo "phase $phase start $(date -u +%FT%TZ)"
-  python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name())'
-  if [ "$phase" = A ]; then
-    time (cmake -S native -B native/build -DCMAKE_BUILD_TYPE=Release \
-            -DCMAKE_PREFIX_PATH="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')" >/dev/null \
-          && cmake --build native/build -j16 >/dev/null)
-    native/build/sweep-bench --version
-    sweep doctor --device cuda
-    python3 -m pytest -q tests/test_gpu.py -p no:cacheprovider
-    sweep run matrices/h200-budget.yaml --results $RES --artifacts $ART \
-      --runtime python-eager --runtime cpp-torchscript --runtime python-trt --runtime cpp-trt
-  else
-    sweep run matrices/h200-budget.yaml --results $RES --artifacts $ART \
-      --runtime python-inductor --runtime python-aoti --runtime cpp-aoti
-    sweep calibrate --model dino-vitdet-b --device cuda --precision bf16 --iters 200 --results $RES
-    # the spread of repeated runs of one job: the seed's fastest eager setting, twice more
-    for i in 1 2; do sweep run matrices/h200-repeat.yaml --results $RES --artifacts $ART --force; done
-  fi
+ms() { date +%s%3N; }
+timed() {  # timed NAME CMD...: run, and append "NAME seconds rc" to $V/phases.txt
+  local name=$1; shift; local t0; t0=$(ms); "$@"; local rc=$?
+  echo "$name $(( ($(ms) - t0) / 1000 )) s rc=$rc" | tee -a "$V/phases.txt"; return $rc
 }
-export -f work sweep; export phase RES ART
-timeout -s TERM "$BUDGET" bash -c work 2>&1 | tee "$OUT/log-$phase.txt"
-echo "phase $phase took $(( $(date +%s) - t0 )) s" | tee -a "$OUT/log-$phase.txt"
-tar czf "$OUT/results-$phase.tgz" -C $RES .
+
+if [ "${1:-}" = pack ]; then
+  cp /tmp/vb.log "$V/visit.log" 2>/dev/null
+  tar czf "$OUT/visit.tgz" -C "$V" --exclude=artifacts --exclude='.sweep-*' --exclude='*.lock' . && ls -la "$OUT"
+  exit 0
+fi
+
+echo "visit start $(date -u +%FT%TZ)"; nproc; nvidia-smi -L
+nvidia-smi --query-gpu=index,name,driver_version,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv
+python3 -c 'import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.device_count(), "GPUs")'
+sweep doctor --device cuda || true
+
+# 1. compiles (GPU 1, cores 8-31) beside the smoke sweep (both GPUs)
+( export CUDA_VISIBLE_DEVICES=1
+  timed compile $(command -v taskset >/dev/null && echo taskset -c 8-31) python3 -m sweep compile matrices/h200-visit.yaml --artifacts "$ART" ) \
+  > "$V/compile.log" 2>&1 &
+compile_pid=$!
+timed smoke sweep run bench/smoke-gpu.yaml --gpus 2 --results "$V/smoke" --artifacts "$V/smoke-art"
+python3 - "$V/smoke" <<'PY'
+import sys
+from pathlib import Path
+from sweep import store
+df = store.load(Path(sys.argv[1]))
+cols = ["runtime", "model_precision", "cuda_graphs", "gpu_index", "status", "latency_ms_p50", "fidelity",
+        "fidelity_error", "kernel_busy_ms", "energy_mj_per_forward", "reason"]
+print(df[cols].to_string(max_colwidth=80))
+PY
+touch "$V/SMOKE_DONE"
+wait $compile_pid; tail -15 "$V/compile.log"
+
+# 2. runner vs plain script, interleaved fresh processes, GPU 0 alone
+CUDA_VISIBLE_DEVICES=0 timed bias python3 bench/bias_probe.py --precision fp16 --rounds 3 --variants plain,sweep \
+  --out "$V/bias"
+
+# 3. the same GPU matrix on one GPU, then on two
+timed gpus1 sweep run results/h200x2/matrix.yaml --gpus 1 --results "$R1" --artifacts "$ART"
+timed gpus2 sweep run results/h200x2/matrix.yaml --gpus 2 --results "$R2" --artifacts "$ART"
+
+# 4. the rest of the visit matrix, on both GPUs, into a folder that already holds step 3's --gpus 2 rows
+mkdir -p "$R"; cp "$R2"/*.parquet "$R"/
+timed main sweep run matrices/h200-visit.yaml --gpus 2 --results "$R" --artifacts "$ART"
+
+# 5. reports and comparisons
+sweep report --results "$R" --out "$R/RESULTS.md" > /dev/null
+sweep report --results "$R1" --out "$R1/RESULTS.md" > /dev/null
+sweep report --results "$R2" --out "$R2/RESULTS.md" > /dev/null
+sweep compare "$R1" "$R2" > "$V/compare-gpus1-gpus2.txt"; sweep compare "$R1" "$R2" --json > "$V/compare-gpus1-gpus2.json"
+sweep compare results/h200 "$R" > "$V/compare-previous-visit.txt"
+head -40 "$R/RESULTS.md"; cat "$V/compare-gpus1-gpus2.txt" "$V/phases.txt"
+echo "visit end $(date -u +%FT%TZ)"; touch "$V/DONE"
