@@ -266,6 +266,9 @@ def launch(command: list[str], job_doc: dict[str, Any], workdir: Path, timeout_s
     else:
         status, reason, result = classify_plain(facts.get("returncode"), timed_out, timeout_s, stdout_path, stderr,
                                                 facts)
+    runner_wall = facts.get("runner_wall_s")  # the runner alone, spawn to exit, as its guard saw it
+    if isinstance(runner_wall, (int, float)):
+        wall_s = float(runner_wall)
     return Outcome(status=status, reason=reason, result=result, returncode=facts.get("returncode"),
                    wall_s=wall_s, stderr_tail=stderr, leftovers=list(facts.get("leftovers") or []),
                    maxrss_mb=facts.get("maxrss_mb"))

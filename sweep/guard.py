@@ -242,7 +242,7 @@ def main(argv: list[str]) -> int:
     _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     status: dict[str, Any] = {"returncode": None, "subreaper": subreaper, "terminated": False, "oom": False,
                               "memory_limit_mb": limit_mb, "memory_exceeded_mb": None,
-                              "leftovers": [], "maxrss_mb": None, "spawn_error": ""}
+                              "leftovers": [], "maxrss_mb": None, "spawn_error": "", "runner_wall_s": None}
     if "parent" in opts and os.getppid() != int(opts["parent"]):
         status["terminated"] = True  # the sweep died before PDEATHSIG was armed
         return _finish(status_path, status, 0)
@@ -250,12 +250,14 @@ def main(argv: list[str]) -> int:
     proc: Runner | None = None
     try:
         try:
+            spawned = time.monotonic()
             proc = Runner(command)
         except OSError as exc:
             status["spawn_error"] = f"cannot start {command[0]}: {exc.strerror or exc}"
             status["returncode"] = 127
             return _finish(status_path, status, 0)
         code, exceeded = _wait(proc, limit_mb)
+        status["runner_wall_s"] = time.monotonic() - spawned
         if exceeded is not None:
             status["memory_exceeded_mb"] = round(exceeded, 1)
             _stop_group(proc, 0.0)

@@ -77,3 +77,31 @@ def _gone_or_zombie(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return state in ("Z", "X")
+
+
+def test_a_followup_runs_in_the_same_place_only_after_an_ok_launch(tmp_path: Path) -> None:
+    """The C++ rows' fidelity check: a plain command whose result is the JSON object it prints on stdout."""
+    from sweep.executor import Launch, run_here
+
+    check = Launch(kind="fidelity", key="f", workdir=tmp_path / "f", timeout_s=30, doc={},
+                   command=(sys.executable, "-c", "print('log line'); print('{\"error\": 0.5}')"))
+    ok = Launch(kind="run", key="r", workdir=tmp_path / "r", timeout_s=30, doc={"iters": 3}, followup=check,
+                command=(sys.executable, str(FAULT), "ok"))
+    placed = run_here(ok)
+    assert placed.outcome.status == "ok" and placed.followup is not None
+    assert placed.followup.status == "ok" and placed.followup.result == {"error": 0.5}
+    crashed = Launch(kind="run", key="c", workdir=tmp_path / "c", timeout_s=30, doc={"iters": 3}, followup=check,
+                     command=(sys.executable, str(FAULT), "exit123"))
+    assert run_here(crashed).followup is None
+
+
+def test_oom_and_memory_limit_reasons() -> None:
+    """How the guard's findings read in a row (the real kills are in test_orchestrate)."""
+    status, reason, _ = execute.classify(-9, False, 10, Path("/nonexistent"), "", 3, {"oom": True, "maxrss_mb": 2048})
+    assert status == "failed"
+    assert reason == "killed by SIGKILL: out of memory (the kernel's OOM killer; peak resident 2.00 GB)"
+    status, reason, _ = execute.classify(-9, False, 10, Path("/nonexistent"), "", 3, {"oom": False})
+    assert reason == "killed by SIGKILL"
+    _, reason, _ = execute.classify(-9, False, 10, Path("/nonexistent"), "", 3,
+                                    {"memory_exceeded_mb": 1536.0, "memory_limit_mb": 1024.0})
+    assert reason.startswith("memory_limit_gb 1 exceeded: the job's processes held 1.50 GB resident")
