@@ -20,6 +20,7 @@ from sweep.cli import app
 from sweep.locks import Device, lock_device
 from sweep.matrix import load
 from sweep.orchestrate import Machine, Orchestrator, done_keys
+from sweep.pool import LocalPool
 from sweep.runtimes import RUNTIMES
 from tests.fixtures import fixture_runtime
 
@@ -170,17 +171,26 @@ def test_a_second_sweep_on_a_busy_device_waits_or_refuses(write_matrix, cli, tmp
         assert res.exit_code == 2
         assert "the CPU is in use by sweep pid" in res.stderr and "a test holding the CPU" in res.stderr
         assert not store.row_files(tmp_path / "r")
+    release = tmp_path / "release"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; sys.path.insert(0, sys.argv[1]); from sweep.locks import Device, lock_device; "
-        "h = lock_device(Device.cpu(), wait=False); print('held', flush=True); time.sleep(1.5)"), str(ROOT)],
+        "import sys, time, pathlib; sys.path.insert(0, sys.argv[1]); from sweep.locks import Device, lock_device; "
+        "h = lock_device(Device.cpu(), wait=False); print('held', flush=True)\n"
+        "while not pathlib.Path(sys.argv[2]).exists(): time.sleep(0.02)"), str(ROOT), str(release)],
         env=env_for(tmp_path), stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    t0 = time.monotonic()
-    res = cli.invoke(app, args)
-    holder.wait()
-    assert res.exit_code == 0, res.output
-    assert "waiting for the CPU: in use by sweep pid" in res.stderr
-    assert time.monotonic() - t0 > 0.5
+    messages: list[str] = []
+
+    def on_message(text: str) -> None:  # the other sweep lets go once this one says it waits
+        messages.append(text)
+        if text.startswith("waiting for"):
+            release.touch()
+
+    executor = LocalPool(wait=True, on_message=on_message)
+    rows = Orchestrator(tmp_path / "r", tmp_path / "a", executor=executor, on_message=on_message).run(load(path)).rows
+    holder.wait(timeout=30)
+    assert rows and all(r["status"] == "ok" for r in rows)
+    assert messages[0].startswith("waiting for the CPU: in use by sweep pid")
+    assert messages[1].startswith("got the CPU after")
 
 
 @pytest.mark.parametrize("where", ["file", "under-file"])
