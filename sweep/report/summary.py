@@ -159,7 +159,7 @@ def answer_block(jobs: Sequence[JobResult], notes: Footnotes) -> list[str]:
         lines.append("- Speedup over eager fp32: no ok eager fp32 job (python-eager, fp32, no autocast, no graphs) "
                      "in this sweep.")
     elif base is fastest or is_eager_fp32(fastest) and fastest.job_key == base.job_key:
-        lines.append(f"- Eager fp32 itself is the fastest here ({quote(base)}).")
+        lines.append("- Eager fp32 itself is the fastest here: no variant beats it.")
     else:
         whose = f" of {variant_label(fastest.row)}" if passing and ties else ""
         lines.append(f"- Speedup{whose} over eager fp32 ({quote(base)}), same machine and sweep: "
