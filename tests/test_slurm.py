@@ -1,0 +1,157 @@
+"""The Slurm executor against a real Slurm (make slurm-up): rows' facts for ok, crash, time limit, scancel, deadline."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sweep.executor import Launch, Placed
+from sweep.slurm import SlurmExecutor, SlurmOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+FAULT = Path(__file__).parent / "fixtures" / "fault_runner.py"
+pytestmark = pytest.mark.slurm
+
+
+def slurm_down_reason() -> str:
+    """Why the Slurm tests cannot run here, or '' when a cluster answers (controller, an idle node, sacct)."""
+    if shutil.which("sbatch") is None:
+        return "Slurm is not installed here (no sbatch); `make slurm-up` (root) installs and starts one"
+    status = subprocess.run(["bash", str(ROOT / "scripts/slurm/slurm.sh"), "status"], capture_output=True, text=True)
+    if status.returncode != 0:
+        return f"Slurm is not up ({status.stdout.strip() or status.stderr.strip()}); run `make slurm-up`"
+    return ""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def slurm() -> None:
+    reason = slurm_down_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+def launch(mode: str, base: Path, device: str = "cpu", timeout_s: float = 60.0) -> Launch:
+    return Launch(kind="run", key=mode, command=(sys.executable, str(FAULT), mode), doc={"iters": 3},
+                  workdir=base / mode, timeout_s=timeout_s, env={}, device=device)
+
+
+def options(tmp_path: Path, **kw: object) -> SlurmOptions:
+    return SlurmOptions(folder=tmp_path / "slurm", poll_s=0.3, sacct_s=1.0, **kw)  # type: ignore[arg-type]
+
+
+def sacct_state(job_id: str) -> str:
+    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "State", "-j", job_id], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def final_state(job_id: str) -> str:
+    """sacct's state once the job has left RUNNING/COMPLETING (its result file comes a moment before)."""
+    for _ in range(100):
+        state = sacct_state(job_id)
+        if state not in ("", "PENDING", "RUNNING", "COMPLETING"):
+            return state
+        time.sleep(0.2)
+    return sacct_state(job_id)
+
+
+def runner_alive(workdir: Path) -> bool:
+    """A fault runner of this test (its --job path names the workdir) is still running somewhere on the node."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(workdir) in cmdline.read_bytes().decode(errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def run_all(ex: SlurmExecutor, launches: list[Launch]) -> dict[str, Placed]:
+    ex.open(sorted({lc.device for lc in launches}))
+    try:
+        return {lc.key: placed for lc, placed in ex.map(launches)}
+    finally:
+        ex.close()
+
+
+def test_ok_and_crash_come_back_with_their_slurm_job(tmp_path: Path) -> None:
+    ex = SlurmExecutor(options(tmp_path))
+    got = run_all(ex, [launch("ok", tmp_path), launch("segfault", tmp_path)])
+    assert got["ok"].outcome.status == "ok" and got["ok"].outcome.result["samples_ms"] == [1.0, 1.0, 1.0]
+    assert got["segfault"].outcome.status == "failed"
+    assert "killed by SIGSEGV" in got["segfault"].outcome.reason
+    ids = {jid for jid, _ in ex.submitted}
+    for placed in got.values():
+        assert placed.executor == "slurm" and placed.slurm_job_id in ids and placed.hostname
+    assert [final_state(jid) for jid in sorted(ids)] == ["COMPLETED"] * 2  # the workers ended cleanly, crash or not
+
+
+def test_time_limit_kills_the_runner_and_says_so(tmp_path: Path) -> None:
+    # A 1-minute limit with USR2 30 s before it: Slurm sends USR2 early (its timer is coarse), the node
+    # kills the runner's process group and the row says "Slurm time limit" instead of hanging for a minute.
+    ex = SlurmExecutor(options(tmp_path, time_min=1, signal_s=30))
+    t0 = time.monotonic()
+    got = run_all(ex, [launch("hang", tmp_path, timeout_s=3600)])["hang"]
+    assert got.outcome.status == "timeout"
+    assert got.outcome.reason.startswith("Slurm time limit (1 min)")
+    assert got.slurm_job_id and time.monotonic() - t0 < 90
+    assert not runner_alive(tmp_path / "hang")
+
+
+def test_scancel_becomes_a_failed_row_from_sacct(tmp_path: Path) -> None:
+    ex = SlurmExecutor(options(tmp_path, time_min=10))
+
+    def cancel_when_running() -> None:
+        for _ in range(300):
+            if ex.submitted and sacct_state(ex.submitted[0][0]) == "RUNNING" and (tmp_path / "hang").exists():
+                time.sleep(1.0)  # let the runner start
+                subprocess.run(["scancel", ex.submitted[0][0]], check=True)
+                return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=cancel_when_running, daemon=True)
+    killer.start()
+    got = run_all(ex, [launch("hang", tmp_path, timeout_s=3600)])["hang"]
+    killer.join(5)
+    assert got.outcome.status == "failed"
+    assert "CANCELLED" in got.outcome.reason and "scancel" in got.outcome.reason
+    assert got.slurm_job_id == ex.submitted[0][0]
+    assert not runner_alive(tmp_path / "hang")
+
+
+def test_none_holds_the_next_launch_and_the_deadline_scancels_what_is_left(tmp_path: Path) -> None:
+    ex = SlurmExecutor(options(tmp_path, time_min=10, deadline_min=0.12))
+    ex.open(["cpu"])
+
+    def launches() -> Iterator[Launch | None]:
+        yield launch("ok", tmp_path)
+        yield None  # "nothing more until one of yours ends"
+        yield launch("hang", tmp_path, timeout_s=3600)
+
+    it = ex.map(launches())
+    first, placed = next(it)
+    assert first.key == "ok" and placed.outcome.status == "ok"
+    assert [key for _, key in ex.submitted] == ["ok"]  # the None held the hang back until ok had ended
+    second, placed = next(it)
+    assert second.key == "hang" and placed.outcome.status == "timeout"
+    assert "deadline (0.12 min) passed" in placed.outcome.reason
+    assert next(it, None) is None
+    assert final_state(placed.slurm_job_id).startswith("CANCELLED")
+
+
+def test_a_consumer_that_stops_leaves_nothing_behind(tmp_path: Path) -> None:
+    ex = SlurmExecutor(options(tmp_path, time_min=10))
+    ex.open(["cpu"])
+    it = ex.map([launch("ok", tmp_path), launch("hang", tmp_path, timeout_s=3600)])
+    first, placed = next(it)  # ok ends first: the hang is queued behind it (CPU jobs take a whole node)
+    assert first.key == "ok" and placed.outcome.status == "ok"
+    it.close()  # the sweep stops (Ctrl-C, an error): the hang's Slurm job must go with it
+    ex.close()
+    hang_id = dict((key, jid) for jid, key in ex.submitted)["hang"]
+    assert final_state(hang_id).startswith("CANCELLED")
