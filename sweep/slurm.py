@@ -99,6 +99,13 @@ def on_node(launch: Launch, time_min: int, signal_s: int) -> Placed:
     return placed
 
 
+def probe(device: str) -> Any:
+    """What a Slurm job runs to describe the machine its launches of `device` land on (orchestrate.Machine)."""
+    from sweep.orchestrate import Machine
+
+    return Machine.of(device)
+
+
 def _run(command: list[str]) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True, timeout=60).stdout
 
@@ -130,6 +137,7 @@ class SlurmExecutor:
         self._flights: dict[str, _Flight] = {}
         self._sacct: dict[str, dict[str, str]] = {}
         self._sacct_at = 0.0
+        self._machines: dict[str, Any] = {}
         self.submitted: list[tuple[str, str]] = []  # (slurm job id, launch key), in submission order
 
     # --- Executor protocol -------------------------------------------------------------------------------
@@ -193,6 +201,25 @@ class SlurmExecutor:
             if not finished and self._flights:  # the consumer stopped (Ctrl-C, an error): nothing outlives the sweep
                 self._scancel(list(self._flights))
                 self._flights.clear()
+
+    def machine(self, device: str) -> Any:
+        """orchestrate.Machine of a node that runs `device` launches, asked once per device by a small Slurm job.
+
+        The submitting host may have no GPU (or another one): resume keys, variant keys and rows' device_name
+        must come from where the work runs.
+        """
+        if device not in self._machines:
+            job = self._executor(device, 5).submit(probe, device)
+            deadline = time.monotonic() + self.options.deadline_min * 60
+            while not job.paths.result_pickle.exists():
+                state = job.watcher.get_state(job.job_id, mode="force")
+                if state.split(" ")[0] not in (*LIVE_STATES, "UNKNOWN") or time.monotonic() > deadline:
+                    self._scancel([job.job_id])
+                    raise SweepError(f"--executor slurm: the probe job {job.job_id} that asks a node for its "
+                                     f"{device} ended {state} without an answer; see {job.paths.stderr}")
+                time.sleep(self.options.poll_s)
+            self._machines[device] = job.result()
+        return self._machines[device]
 
     def close(self) -> None:
         if self._flights:

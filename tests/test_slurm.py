@@ -155,3 +155,11 @@ def test_a_consumer_that_stops_leaves_nothing_behind(tmp_path: Path) -> None:
     ex.close()
     hang_id = dict((key, jid) for jid, key in ex.submitted)["hang"]
     assert final_state(hang_id).startswith("CANCELLED")
+
+
+def test_machine_is_asked_of_a_node(tmp_path: Path) -> None:
+    ex = SlurmExecutor(options(tmp_path))
+    machine = ex.machine("cpu")
+    node = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True).stdout.split()
+    assert machine.hostname in node and machine.torch_version and machine.device_name
+    assert ex.machine("cpu") is machine  # asked once
