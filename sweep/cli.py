@@ -121,6 +121,27 @@ def run(matrix: MatrixArg,
                            "indices (0,2,5). CPU jobs still run alone.")] = None,
         no_wait: Annotated[bool, typer.Option(
             "--no-wait", help="Refuse (exit 2) instead of waiting when another sweep holds a device.")] = False,
+        executor_name: Annotated[str, typer.Option(
+            "--executor", help="local (this host) or slurm (one Slurm job per launch, via submitit; results, "
+                               "artifacts and the matrix folder must be on a filesystem the nodes share).")] = "local",
+        slurm_partition: Annotated[str | None, typer.Option("--slurm-partition", help="Slurm partition.")] = None,
+        slurm_gpus_per_job: Annotated[int, typer.Option("--slurm-gpus-per-job", min=1,
+                                                        help="GPUs per CUDA launch.")] = 1,
+        slurm_cpus_per_job: Annotated[int, typer.Option("--slurm-cpus-per-job", min=1,
+                                                        help="Cores per CUDA launch (CPU launches get a node).")] = 4,
+        slurm_time_min: Annotated[int | None, typer.Option(
+            "--slurm-time-min", min=1, help="Slurm time limit per job; default: the job's timeout + margins.")] = None,
+        slurm_deadline_min: Annotated[float, typer.Option(
+            "--slurm-deadline-min", min=0.01, help="Stop waiting after this; what is left is scancelled.")] = 1440.0,
+        slurm_signal_s: Annotated[int, typer.Option(
+            "--slurm-signal-s", min=1, help="USR2 this long before the time limit kills the runner.")] = 90,
+        slurm_max_jobs: Annotated[int, typer.Option("--slurm-max-jobs", min=1,
+                                                    help="Slurm jobs queued or running at once.")] = 256,
+        slurm_folder: Annotated[Path | None, typer.Option(
+            "--slurm-folder", help="submitit's pickles and logs (shared filesystem); default ARTIFACTS/slurm.")] = None,
+        slurm_opt: Annotated[list[str] | None, typer.Option(
+            "--slurm-opt", help="Another sbatch option: KEY=VALUE or a flag, e.g. account=abc, exclusive (repeatable).")
+        ] = None,
         ) -> None:
     """Run every job of the matrix, each process in its own subprocess; append one row per (job, process)."""
     from sweep.orchestrate import Orchestrator, check_writable
@@ -129,6 +150,19 @@ def run(matrix: MatrixArg,
     m = load_matrix(matrix, runtime, allow_any_factory, max_jobs)
     check_writable(results, "--results")  # before anything runs or is printed
     check_writable(artifacts, "--artifacts")
+    if executor_name not in ("local", "slurm"):
+        raise SweepError(f"--executor: unknown executor {executor_name!r}; allowed: local, slurm")
+    slurm_options = None
+    if executor_name == "slurm":
+        from sweep.slurm import SlurmOptions, parse_opts
+
+        if gpus is not None:
+            raise SweepError("--gpus: places jobs on this host's GPUs; with --executor slurm use --slurm-gpus-per-job")
+        slurm_options = SlurmOptions(
+            partition=slurm_partition, gpus_per_job=slurm_gpus_per_job, cpus_per_job=slurm_cpus_per_job,
+            time_min=slurm_time_min, deadline_min=slurm_deadline_min, signal_s=slurm_signal_s,
+            max_jobs=slurm_max_jobs, folder=(slurm_folder or artifacts / "slurm").absolute(),
+            additional=parse_opts(slurm_opt or []))
     pool_gpus, count = parse_gpus(gpus, visible_gpus()) if gpus is not None else (None, None)
     t0 = time.perf_counter()
     # Refreshed on events only: a progress bar redrawing ten times a second is a neighbour of every timing.
@@ -160,7 +194,13 @@ def run(matrix: MatrixArg,
         progress.console.print(escape(text), highlight=False, markup=True)
         progress.refresh()
 
-    executor = LocalPool(pool_gpus, count, wait=not no_wait, on_message=on_message, what=f"matrix {matrix}")
+    executor: Any
+    if slurm_options is not None:
+        from sweep.slurm import SlurmExecutor
+
+        executor = SlurmExecutor(slurm_options)
+    else:
+        executor = LocalPool(pool_gpus, count, wait=not no_wait, on_message=on_message, what=f"matrix {matrix}")
     # SIGTERM (a CI timeout, `timeout`, a batch system) unwinds like Ctrl-C: the jobs in flight are taken down
     # on the way out, and every finished row is already on disk.
     signal.signal(signal.SIGTERM, _terminate)

@@ -41,13 +41,26 @@ class SlurmOptions:
     poll_s: float = 1.0  # how often result files are looked for
     sacct_s: float = 5.0  # how often sacct is asked about jobs without a result
     folder: Path = Path("artifacts/slurm")  # submitit's pickles and logs; on a filesystem the nodes share
-    additional: tuple[tuple[str, str], ...] = field(default=())  # extra sbatch options (--slurm-opt KEY=VALUE)
+    additional: tuple[tuple[str, str | bool], ...] = field(default=())  # extra sbatch options (--slurm-opt)
 
     def time_for(self, launch: Launch) -> int:
         """Minutes of Slurm time for a launch: its own timeout, the USR2 margin and a minute for Python to start."""
         if self.time_min is not None:
             return self.time_min
         return max(1, math.ceil((launch.timeout_s + self.signal_s + 60) / 60))
+
+
+def parse_opts(items: list[str]) -> tuple[tuple[str, str | bool], ...]:
+    """--slurm-opt KEY=VALUE (or a bare KEY flag such as exclusive) as submitit's additional sbatch parameters."""
+    pairs: list[tuple[str, str | bool]] = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().lstrip("-")
+        if not key or (sep and not value.strip()):
+            raise SweepError(f"--slurm-opt: {item!r} is not KEY=VALUE or KEY (an sbatch option without its dashes, "
+                             "e.g. account=abc, constraint=h100, exclusive)")
+        pairs.append((key, value.strip() if sep else True))
+    return tuple(pairs)
 
 
 class _SlurmTimeLimit(BaseException):

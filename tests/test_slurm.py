@@ -163,3 +163,42 @@ def test_machine_is_asked_of_a_node(tmp_path: Path) -> None:
     node = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True).stdout.split()
     assert machine.hostname in node and machine.torch_version and machine.device_name
     assert ex.machine("cpu") is machine  # asked once
+
+
+def sweep_run(cli, matrix: Path, tmp_path: Path, *extra: str) -> tuple[int, str]:
+    from sweep.cli import app
+
+    res = cli.invoke(app, ["run", str(matrix), "--executor", "slurm", "--results", str(tmp_path / "results"),
+                           "--artifacts", str(tmp_path / "artifacts"), *extra])
+    return res.exit_code, res.output
+
+
+def test_a_user_matrix_through_slurm_and_a_rerun_that_submits_only_what_is_missing(
+        cli, write_matrix, tmp_path: Path) -> None:
+    from sweep import store
+
+    matrix = write_matrix("""
+        name: slurm-small
+        device: cpu
+        measure: {warmup: 1, iters: 3, timeout_s: 120}
+        jobs:
+          - {runtime: python-eager, model: {factory: "fault_models:small", input_shape: [2, 8]},
+             model_precision: [fp32, bf16]}
+          - {runtime: python-eager, model: {factory: "fault_models:segfault", input_shape: [2, 8]}}
+    """)
+    code, output = sweep_run(cli, matrix, tmp_path)
+    assert code == 1, output  # a job failed; every row is still written
+    rows = store.load(tmp_path / "results")
+    assert sorted(rows["status"]) == ["failed", "ok", "ok"], output
+    assert set(rows["executor"]) == {"slurm"} and rows["slurm_job_id"].str.match(r"^\d+(_\d+)?$").all()
+    assert len(set(rows["slurm_job_id"])) == 3
+    crash = rows[rows["status"] == "failed"].iloc[0]
+    assert crash["model"] == "fault_models:segfault" and "SIGSEGV" in crash["reason"]
+    assert rows["hostname"].isin(subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True,
+                                                text=True).stdout.split()).all()
+    before = set(rows["slurm_job_id"])
+    # The rerun submits the crash alone: both ok rows count as done.
+    code, output = sweep_run(cli, matrix, tmp_path)
+    rows = store.load(tmp_path / "results")
+    new = rows[~rows["slurm_job_id"].isin(before)]
+    assert code == 1 and list(new["model"]) == ["fault_models:segfault"], output
