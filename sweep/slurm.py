@@ -23,8 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED",
                "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "PREEMPTED")
 RESULT_GRACE_S = 15.0  # a finished job's result file may show up late on a network filesystem (submitit waits 15 s too)
-UNKNOWN_GRACE_S = 60.0
-_END = object()  # a job that neither sacct nor squeue knows, this long after submission, is gone
+_END = object()  # the end of the launches map() pulls
 
 
 @dataclass(frozen=True)
@@ -296,34 +295,45 @@ class SlurmExecutor:
                 yield flight.launch, self._from_result(flight)
                 continue
             info = self._sacct.get(jid)
-            state = (info or {}).get("State", "").split(" ")[0]
-            if info is None and now - flight.submitted < UNKNOWN_GRACE_S:
-                continue
+            if info is None:
+                continue  # neither sacct nor squeue answered for it yet: wait (the deadline bounds this)
+            state = info.get("State", "").split(" ")[0]
             if state in LIVE_STATES:
                 continue
             flight.final_since = flight.final_since or now
-            if now - flight.final_since < RESULT_GRACE_S and state in ("COMPLETED", ""):
+            if now - flight.final_since < RESULT_GRACE_S and state in ("COMPLETED", "GONE"):
                 continue  # its result may still be on its way through the filesystem
             del self._flights[jid]
             yield flight.launch, self._from_sacct(jid, flight, info)
 
     def _states(self, job_ids: list[str]) -> dict[str, dict[str, str]]:
-        """sacct's view (State, ExitCode, Elapsed, Timelimit, NodeList) by job id; squeue's when sacct fails."""
+        """sacct's view (State, ExitCode, Elapsed, Timelimit, NodeList) by job id. squeue answers for the jobs
+        sacct does not list (no accounting, or slurmdbd lagging): live ones, or "GONE" when it no longer lists
+        them. A job neither could answer for is left out: it is waited for, within the deadline."""
         from submitit.slurm.slurm import SlurmInfoWatcher
 
         mains = sorted({j.split("_")[0] for j in job_ids})
+        info: dict[str, dict[str, str]] = {}
         try:
             out = _run(["sacct", "-X", "--parsable2", "-o", "JobID,State,ExitCode,Elapsed,Timelimit,NodeList",
                         "-j", ",".join(mains)])
-            return SlurmInfoWatcher().read_info(out)
+            info = SlurmInfoWatcher().read_info(out)
         except (subprocess.SubprocessError, OSError):
             pass
-        try:  # no accounting here: squeue knows live jobs only, so a job it does not list has ended
-            out = _run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(mains)])
-        except (subprocess.SubprocessError, OSError):
-            return {}
-        live = {line.split("|")[0]: line.split("|")[1] for line in out.splitlines() if "|" in line}
-        return {j: {"State": live.get(j, "GONE"), "NodeList": ""} for j in job_ids}
+        unknown = [j for j in job_ids if j not in info or info[j].get("State", "").startswith("PENDING")]
+        if unknown:
+            try:
+                out = _run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(sorted({j.split("_")[0]
+                                                                                        for j in unknown}))])
+            except (subprocess.SubprocessError, OSError):
+                return info
+            live = dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
+            for j in unknown:
+                if j in live:
+                    info[j] = {**info.get(j, {}), "State": live[j]}
+                elif j not in info:
+                    info[j] = {"State": "GONE", "NodeList": ""}
+        return info
 
     def _from_result(self, flight: _Flight) -> Placed:
         outcome, value = flight.job._get_outcome_and_result()
@@ -349,7 +359,7 @@ class SlurmExecutor:
         elif word == "OUT_OF_MEMORY":
             status, reason = "failed", f"Slurm killed job {jid} for exceeding its memory (OUT_OF_MEMORY), {elapsed}"
         elif word in ("GONE", "UNKNOWN"):
-            status, reason = "failed", f"Slurm job {jid} left the queue without a result and sacct does not know it"
+            status, reason = "failed", f"Slurm job {jid} left the queue without a result (sacct does not know it)"
         else:
             status = "failed"
             reason = f"Slurm job {jid} ended {state} (exit {info.get('ExitCode', '?')}) after {elapsed}; no result"
