@@ -21,7 +21,7 @@ from sweep.executor import Launch, Placed, run_here
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # States in which a Slurm job may still produce its result; anything else is final.
 LIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED",
-               "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "PREEMPTED")
+               "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT")
 RESULT_GRACE_S = 15.0  # a finished job's result file may show up late on a network filesystem (submitit waits 15 s too)
 _END = object()  # the end of the launches map() pulls
 
@@ -356,6 +356,8 @@ class SlurmExecutor:
                       "no result (killed before its USR2 was handled)")
         elif word == "CANCELLED":
             status, reason = "failed", f"Slurm job {jid} {state} (scancel) after {elapsed}; no result"
+        elif word == "PREEMPTED":
+            status, reason = "failed", f"Slurm job {jid} was PREEMPTED after {elapsed} (another job took its node)"
         elif word == "OUT_OF_MEMORY":
             status, reason = "failed", f"Slurm killed job {jid} for exceeding its memory (OUT_OF_MEMORY), {elapsed}"
         elif word in ("GONE", "UNKNOWN"):
