@@ -142,7 +142,14 @@ def test_a_consumer_that_stops_leaves_nothing_behind(tmp_path: Path) -> None:
     it.close()  # the sweep stops (Ctrl-C, an error): the hang's Slurm job must go with it
     ex.close()
     hang_id = dict((key, jid) for jid, key in ex.submitted)["hang"]
-    assert final_state(hang_id).startswith("CANCELLED")
+    for _ in range(100):
+        queued = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T", "-j", hang_id.split("_")[0]],
+                                capture_output=True, text=True).stdout.split("\n")
+        if not any(line.startswith(hang_id + " ") for line in queued):
+            break
+        time.sleep(0.2)
+    assert not any(line.startswith(hang_id + " ") for line in queued), queued
+    assert not runner_alive(tmp_path / "hang")
 
 
 def test_machine_is_asked_of_a_node(tmp_path: Path) -> None:
