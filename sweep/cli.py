@@ -206,6 +206,7 @@ def run(matrix: MatrixArg,
     signal.signal(signal.SIGTERM, _terminate)
     orch = Orchestrator(results, artifacts, force=force, timeout_s=timeout, on_event=on_event, executor=executor,
                         on_message=on_message)
+    orch.prepare(m)  # bad row files, unwritable folders: one line before the progress bar shows
     with progress:
         summary = orch.run(m)
     _print_summary(summary, time.perf_counter() - t0, results)

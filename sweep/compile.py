@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep import atomic, contract, execute, telemetry
 from sweep.executor import Launch, run_here
@@ -30,6 +30,9 @@ from sweep.paths import runner_env
 from sweep.runtimes import RUNTIMES
 from sweep.trt_api import install_hint
 from sweep.workspace import WORK, Session
+
+if TYPE_CHECKING:
+    from sweep.rows import MachineFacts
 
 FORMAT = 1  # bump when what the compile runner writes changes: every cached variant is rebuilt
 MANIFEST = "manifest.json"
@@ -69,12 +72,21 @@ class Variant:
     tf32: str = ""  # aoti only: inductor bakes the TF32 choice into the kernels it generates
 
     @staticmethod
-    def of(job: Job) -> Variant:
+    def of(job: Job, machine: MachineFacts | None = None) -> Variant:
+        """The variant a job needs, on `machine` (the one it will run on; default: this host), whose GPU name
+        and versions make artifacts non-portable."""
         kind = RUNTIMES[job.runtime].artifact
         if kind is None:
             raise ValueError(f"runtime {job.runtime} needs no compiled artifact")
         backend = ARTIFACT_KINDS[kind][0]
-        trt = telemetry.trt_versions() if backend == "trt" else {}
+        if machine is not None:
+            trt = ({"torch_tensorrt_version": machine.torch_tensorrt_version,
+                    "tensorrt_version": machine.tensorrt_version} if backend == "trt" else {})
+            device_name, torch_version = machine.device_name, machine.torch_version
+        else:
+            trt = telemetry.trt_versions() if backend == "trt" else {}
+            device_name = telemetry.device_name(job.device)
+            torch_version = telemetry.torch_install()["torch_version"]
         return Variant(
             backend=backend,
             model=job.model,
@@ -82,8 +94,8 @@ class Variant:
             enabled_precisions=job.enabled_precisions if backend == "trt" else (),
             device=job.device.split(":")[0],
             seed=job.seed,
-            device_name=telemetry.device_name(job.device),
-            torch_version=telemetry.torch_install()["torch_version"],
+            device_name=device_name,
+            torch_version=torch_version,
             torch_tensorrt_version=trt.get("torch_tensorrt_version", ""),
             tensorrt_version=trt.get("tensorrt_version", ""),
             tf32=job.tf32 if backend == "aoti" else "",
@@ -288,7 +300,8 @@ class Build:
 
 
 def prepare(job: Job, artifacts_dir: Path, timeout_s: float, work: Path, env: dict[str, str] | None = None,
-            verifier: Verifier | None = None, rebuild: str = "") -> VariantResult | Build:
+            verifier: Verifier | None = None, rebuild: str = "", machine: MachineFacts | None = None,
+            ) -> VariantResult | Build:
     """The variant when it is cached and valid, an answer already known (failure, TensorRT missing), or the
     Build to run. A cached folder that fails verification is removed and rebuilt, and the result says why;
     `rebuild` forces that (a load that failed like a broken build), with its reason."""
@@ -296,7 +309,7 @@ def prepare(job: Job, artifacts_dir: Path, timeout_s: float, work: Path, env: di
     kind = RUNTIMES[job.runtime].artifact
     if kind is None:
         raise ValueError(f"runtime {job.runtime} needs no compiled artifact")
-    variant = Variant.of(job)
+    variant = Variant.of(job, machine)
     key = variant.key
     artifacts_dir = Path(artifacts_dir).resolve()
     folder = artifacts_dir / key

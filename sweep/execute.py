@@ -223,6 +223,7 @@ def launch(command: list[str], job_doc: dict[str, Any], workdir: Path, timeout_s
     down before this returns (or re-raises). With contract=False the command is run as given and its result is
     the JSON object it prints on stdout (`classify_plain`).
     """
+    workdir = Path(workdir).resolve()  # the runner may run in another cwd
     workdir.mkdir(parents=True, exist_ok=True)
     job_path, result_path = workdir / "job.json", workdir / "result.json"
     stdout_path, stderr_path = workdir / "stdout.log", workdir / "stderr.log"

@@ -81,8 +81,12 @@ def run_here(launch: Launch, visible: str | None = None, executor: str = "local"
             doc = {**doc, "device": "cuda"}
         gpu_index, gpu_uuid = telemetry.physical_gpu(env.get("CUDA_VISIBLE_DEVICES",
                                                              os.environ.get("CUDA_VISIBLE_DEVICES")))
+    # cwd = the work folder: `python -m` puts the cwd first on sys.path, where a stray module could shadow the
+    # factory the matrix named.
+    launch.workdir.mkdir(parents=True, exist_ok=True)
     outcome = execute.launch(list(launch.command), doc, launch.workdir, launch.timeout_s, env=env,
-                             memory_limit_gb=launch.memory_limit_gb, contract=launch.kind != "fidelity")
+                             cwd=launch.workdir, memory_limit_gb=launch.memory_limit_gb,
+                             contract=launch.kind != "fidelity")
     followup = None
     if launch.followup is not None and outcome.status == "ok":
         followup = run_here(launch.followup, visible, executor).outcome

@@ -205,12 +205,15 @@ class Orchestrator:
         self._rebuilt: dict[str, str] = {}  # variant key -> why it was rebuilt in this sweep
         self._native_failure: execute.Outcome | None = None
         self._native_ready = False
+        self._prepared: tuple[Matrix, DoneIndex, list[Pair], list[Pair]] | None = None
 
     # --- planning -------------------------------------------------------------------------------------
 
     def machine(self, device: str) -> Machine:
+        """The machine the pairs of `device` run on: the executor's answer where it has one (a Slurm node, not
+        the submitting host), else this host's."""
         if device not in self._machines:
-            self._machines[device] = Machine.of(device)
+            self._machines[device] = getattr(self.executor, "machine", Machine.of)(device)
         return self._machines[device]
 
     def resume_key(self, pair: Pair) -> tuple[str | int, ...]:
@@ -227,12 +230,20 @@ class Orchestrator:
 
     # --- running --------------------------------------------------------------------------------------
 
-    def run(self, matrix: Matrix) -> Summary:
+    def prepare(self, matrix: Matrix) -> None:
+        """What can fail before anything runs, done before anything is printed: the folders can be written and
+        the stored rows can be read (bad row files: one line, exit 2). run() then uses this plan."""
         check_writable(self.results_dir, "--results")
         check_writable(self.artifacts_dir, "--artifacts")
-        execute.become_subreaper()
         done = DoneIndex(self.results_dir, self.force)
-        todo, skipped = self.plan(matrix, done)
+        self._prepared = (matrix, done, *self.plan(matrix, done))
+
+    def run(self, matrix: Matrix) -> Summary:
+        if getattr(self, "_prepared", None) is None or self._prepared[0] is not matrix:
+            self.prepare(matrix)
+        _, done, todo, skipped = self._prepared
+        self._prepared = None
+        execute.become_subreaper()
         total = sum(job.processes for job in matrix.jobs)
         summary = Summary(run_id=f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", total=total, skipped=skipped)
         for pair in skipped:
@@ -296,12 +307,13 @@ class Orchestrator:
             job = pair.job
             if RUNTIMES[job.runtime].artifact is None or job.key in self._variant_of:
                 continue
-            vkey = compile_step.Variant.of(job).key
+            machine = self.machine(job.device)
+            vkey = compile_step.Variant.of(job, machine).key
             self._variant_of[job.key] = vkey
             if vkey in self._variants or vkey in builds:
                 continue
             prepared = compile_step.prepare(job, self.artifacts_dir, self._timeout(job), session.new(f"compile-{vkey}"),
-                                            runner_env(), self.verifier)
+                                            runner_env(), self.verifier, machine=machine)
             if isinstance(prepared, compile_step.Build):
                 builds[vkey] = prepared
             else:
@@ -487,7 +499,7 @@ class Orchestrator:
             compile_step.discard(self.artifacts_dir, vkey)
             self.verifier.forget(self.artifacts_dir.resolve() / vkey)
             prepared = compile_step.prepare(job, self.artifacts_dir, self._timeout(job), session.new(f"rebuild-{vkey}"),
-                                            runner_env(), self.verifier, rebuild=why)
+                                            runner_env(), self.verifier, rebuild=why, machine=self.machine(job.device))
             if isinstance(prepared, compile_step.VariantResult):
                 self._variants[vkey] = prepared
                 return None
