@@ -214,3 +214,21 @@ def test_a_slurm_time_limit_becomes_a_timeout_row(cli, write_matrix, tmp_path: P
     assert code == 1 and list(rows["status"]) == ["timeout"], output
     assert rows["reason"][0].startswith("Slurm time limit (1 min)") and rows["slurm_job_id"][0]
     assert not runner_alive(tmp_path)
+
+
+@pytest.mark.slow
+def test_the_compile_step_runs_on_the_cluster_too(cli, write_matrix, tmp_path: Path) -> None:
+    from sweep import store
+
+    matrix = write_matrix("""
+        device: cpu
+        measure: {warmup: 1, iters: 3, timeout_s: 600}
+        model: {factory: "fault_models:small", input_shape: [2, 8]}
+        jobs: [{runtime: python-aoti}]
+    """)
+    code, output = sweep_run(cli, matrix, tmp_path)
+    rows = store.load(tmp_path / "results")
+    assert code == 0 and list(rows["status"]) == ["ok"] and rows["variant_key"][0], output
+    # one Slurm job each: the AOTInductor compile, the fp32 reference, the run
+    assert len([p for p in (tmp_path / "artifacts" / "slurm").iterdir() if p.is_dir()]) == 3
+    assert (tmp_path / "artifacts" / rows["variant_key"][0]).is_dir()
