@@ -167,8 +167,8 @@ start_slurmdbd() {
 
 start_slurmctld() {
     if alive "$RUN/slurmctld.pid"; then
-        [[ $CONFIG_CHANGED == 1 ]] && { say "reconfiguring slurmctld"; scontrol reconfigure; }
-        return
+        if [[ $CONFIG_CHANGED == 1 ]]; then say "reconfiguring slurmctld"; scontrol reconfigure; fi
+        return 0
     fi
     say "starting slurmctld"
     slurmctld
@@ -229,7 +229,7 @@ cmd_down() {  # TERM every daemon at once (each saves its state), then wait for 
     done
     for pid in "${pids[@]}"; do
         for _ in $(seq 75); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-        kill -0 "$pid" 2>/dev/null && { say "pid $pid ignored TERM for 15 s; killing it"; kill -KILL "$pid" 2>/dev/null || true; }
+        if kill -0 "$pid" 2>/dev/null; then say "pid $pid ignored TERM for 15 s; killing it"; kill -KILL "$pid" 2>/dev/null || true; fi
     done
     say "down in $((SECONDS - t0)) s"
 }
