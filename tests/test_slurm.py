@@ -229,6 +229,7 @@ def test_the_compile_step_runs_on_the_cluster_too(cli, write_matrix, tmp_path: P
     code, output = sweep_run(cli, matrix, tmp_path)
     rows = store.load(tmp_path / "results")
     assert code == 0 and list(rows["status"]) == ["ok"] and rows["variant_key"][0], output
-    # one Slurm job each: the AOTInductor compile, the fp32 reference, the run
-    assert len([p for p in (tmp_path / "artifacts" / "slurm").iterdir() if p.is_dir()]) == 3
+    # one Slurm job each: the probe that asks a node for its machine (variant and resume keys come from
+    # there), the AOTInductor compile, the fp32 reference, the run
+    assert len([p for p in (tmp_path / "artifacts" / "slurm").iterdir() if p.is_dir()]) == 4
     assert (tmp_path / "artifacts" / rows["variant_key"][0]).is_dir()
