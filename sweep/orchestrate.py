@@ -148,24 +148,31 @@ def check_writable(folder: Path, option: str) -> None:
 
 
 class DoneIndex:
-    """The resume keys of ok rows, refreshed cheaply: only row files not seen before are read."""
+    """The resume keys of ok rows, refreshed cheaply: only row files not seen before are read.
+
+    `recent` holds the keys of every row (any status) written since this sweep began: a pair another sweep
+    sharing the folder ran meanwhile, even if it failed there, is not run a second time by this one.
+    """
 
     def __init__(self, results_dir: Path, force: bool) -> None:
         self.results_dir = results_dir
         self.keys: set[tuple[str | int, ...]] = set()
+        self.recent: set[tuple[str | int, ...]] = set()
         self.seen: set[Path] = set(store.row_files(results_dir))
         if not force:
             self.keys = done_keys(results_dir)
 
     def refresh(self) -> None:
-        """Read the rows other sweeps wrote since (a claim was just taken: was the pair done meanwhile?)."""
+        """Read the rows other sweeps wrote since (a claim was just taken: was the pair run meanwhile?)."""
         new = [p for p in store.row_files(self.results_dir) if p not in self.seen]
         if not new:
             return
         self.seen.update(new)
         for row in store.resume_rows(self.results_dir, files=new):
+            key = row_resume_key(row)
+            self.recent.add(key)
             if row["status"] == "ok":
-                self.keys.add(row_resume_key(row))
+                self.keys.add(key)
 
 
 @dataclass
@@ -277,7 +284,6 @@ class Orchestrator:
             return  # no native job can run (its variant is unavailable or failed): nothing to build it for
         from sweep import native
 
-        self.on_message("building the native runner (native/build/sweep-bench) if needed")
         try:
             native.ensure_native()
             self._native_ready = True
@@ -384,6 +390,7 @@ class Orchestrator:
         ready: deque[tuple[Pair, Held]] = deque()  # claimed pairs to (re)launch first: after a rebuild
         extra_launches: deque[tuple[Launch, Ticket]] = deque()  # rebuilds and recomputed references
         inflight: dict[str, Ticket] = {}
+        said: list[str] = []  # the last "waiting for another sweep" message, said once
 
         def record(pair: Pair, claim: Held, outcome: execute.Outcome, placed: Placed | None,
                    started: datetime) -> None:
@@ -411,7 +418,8 @@ class Orchestrator:
             if claim is None:
                 return None
             done.refresh()
-            if self.resume_key(pair) in done.keys:  # done meanwhile (with --force: by a sweep that started later)
+            key = self.resume_key(pair)
+            if key in done.keys or key in done.recent:  # run meanwhile by another sweep sharing the folder
                 claim.release()
                 summary.elsewhere.append(pair)
                 self.on_event("skip", pair, None)
@@ -453,7 +461,10 @@ class Orchestrator:
                             yield None  # wait for one of ours to end, then look again
                         else:
                             names = ", ".join(p.describe() for p in deferred[:3])
-                            self.on_message(f"waiting for another sweep to finish {len(deferred)} pair(s): {names}")
+                            text = f"waiting for another sweep to finish {len(deferred)} pair(s): {names}"
+                            if said != [text]:
+                                self.on_message(text)
+                                said[:] = [text]
                             time.sleep(WAIT_POLL_S)
                 elif inflight:
                     yield None  # a result may bring a rebuild and a rerun
