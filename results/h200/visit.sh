@@ -8,11 +8,12 @@
 # The device lease allows 10 minutes per command, so start it detached and poll:
 #   setsid nohup bash results/h200/visit.sh > /tmp/vb.log 2>&1 &      then: tail /tmp/vb.log; cat /tmp/vb/DONE
 # Steps (times from the visit of 2026-11-29 are in results/h200x2/README.md and the closing note):
-#   1. compile the AOTInductor and TorchScript variants (background, GPU 1) while a smoke sweep of the small
-#      detector checks the pipeline end to end on both GPUs (native build, graphs in Python and C++);
+#   1. compile the TorchScript and AOTInductor variants (background: GPU 1, cores 16-31) while a smoke sweep of
+#      the small detector checks the pipeline end to end on both GPUs (native build, graphs in Python and C++);
 #   2. the runner-vs-plain-script check (issue 9): plain probe and `sweep run`, interleaved, GPU 0 alone;
 #   3. the two-GPU evidence (issue 13): results/h200x2/matrix.yaml with --gpus 1, then --gpus 2;
-#   4. the rest of matrices/h200-visit.yaml with --gpus 2 into the same folder (resume skips step 3's pairs);
+#   4. the rest of matrices/h200-visit.yaml with --gpus 2 into the same folder (resume skips step 3's pairs),
+#      AOTInductor runtimes last, once their compile is done;
 #   5. reports and comparisons.
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
@@ -36,12 +37,18 @@ nvidia-smi --query-gpu=index,name,driver_version,clocks.sm,clocks.mem,temperatur
 python3 -c 'import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.device_count(), "GPUs")'
 sweep doctor --device cuda || true
 
-# 1. compiles (GPU 1, cores 8-31) beside the smoke sweep (both GPUs)
-( export CUDA_VISIBLE_DEVICES=1
-  timed compile $(command -v taskset >/dev/null && echo taskset -c 8-31) python3 -m sweep compile matrices/h200-visit.yaml --artifacts "$ART" ) \
+# Compiles run on cores 16-31 and GPU 1; everything that is timed runs on cores 0-15, so a compile still
+# running never shares cores with a measurement (and every measured step sees the same cores).
+NGPU=$(nvidia-smi -L | grep -c '^GPU'); G=$(( NGPU >= 2 ? 2 : 1 ))   # one-GPU hosts: no step-3 evidence
+PIN_COMPILE=""; PIN_MEASURE=""
+if command -v taskset >/dev/null; then PIN_COMPILE="taskset -c 16-31"; PIN_MEASURE="taskset -c 0-15"; fi
+
+# 1. compiles (background) beside the smoke sweep (both GPUs)
+( export CUDA_VISIBLE_DEVICES=$(( G - 1 ))
+  timed compile $PIN_COMPILE python3 -m sweep compile matrices/h200-visit.yaml --artifacts "$ART" ) \
   > "$V/compile.log" 2>&1 &
 compile_pid=$!
-timed smoke sweep run bench/smoke-gpu.yaml --gpus 2 --results "$V/smoke" --artifacts "$V/smoke-art"
+timed smoke $PIN_MEASURE python3 -m sweep run bench/smoke-gpu.yaml --gpus $G --results "$V/smoke" --artifacts "$V/smoke-art"
 python3 - "$V/smoke" <<'PY'
 import sys
 from pathlib import Path
@@ -52,19 +59,23 @@ cols = ["runtime", "model_precision", "cuda_graphs", "gpu_index", "status", "lat
 print(df[cols].to_string(max_colwidth=80))
 PY
 touch "$V/SMOKE_DONE"
-wait $compile_pid; tail -15 "$V/compile.log"
 
 # 2. runner vs plain script, interleaved fresh processes, GPU 0 alone
-CUDA_VISIBLE_DEVICES=0 timed bias python3 bench/bias_probe.py --precision fp16 --rounds 3 --variants plain,sweep \
-  --out "$V/bias"
+CUDA_VISIBLE_DEVICES=0 timed bias $PIN_MEASURE python3 bench/bias_probe.py --precision fp16 --rounds 3 \
+  --variants plain,sweep --out "$V/bias"
 
 # 3. the same GPU matrix on one GPU, then on two
-timed gpus1 sweep run results/h200x2/matrix.yaml --gpus 1 --results "$R1" --artifacts "$ART"
-timed gpus2 sweep run results/h200x2/matrix.yaml --gpus 2 --results "$R2" --artifacts "$ART"
+timed gpus1 $PIN_MEASURE python3 -m sweep run results/h200x2/matrix.yaml --gpus 1 --results "$R1" --artifacts "$ART"
+[ "$G" = 2 ] && timed gpus2 $PIN_MEASURE python3 -m sweep run results/h200x2/matrix.yaml --gpus 2 --results "$R2" \
+  --artifacts "$ART"
 
-# 4. the rest of the visit matrix, on both GPUs, into a folder that already holds step 3's --gpus 2 rows
-mkdir -p "$R"; cp "$R2"/*.parquet "$R"/
-timed main sweep run matrices/h200-visit.yaml --gpus 2 --results "$R" --artifacts "$ART"
+# 4. the rest of the visit matrix on both GPUs, into a folder that already holds step 3's --gpus 2 rows:
+#    the runtimes that need no AOTInductor variant first, then (once its compile is done) the rest
+mkdir -p "$R"; cp "$R2"/*.parquet "$R"/ 2>/dev/null || cp "$R1"/*.parquet "$R"/
+timed main-eager-ts $PIN_MEASURE python3 -m sweep run matrices/h200-visit.yaml --gpus $G --results "$R" \
+  --artifacts "$ART" --runtime python-eager --runtime cpp-torchscript
+timed wait-compile wait $compile_pid; tail -15 "$V/compile.log"
+timed main-rest $PIN_MEASURE python3 -m sweep run matrices/h200-visit.yaml --gpus $G --results "$R" --artifacts "$ART"
 
 # 5. reports and comparisons
 sweep report --results "$R" --out "$R/RESULTS.md" > /dev/null
