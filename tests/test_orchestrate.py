@@ -148,17 +148,20 @@ def test_sigkill_mid_sweep_then_rerun_leaves_every_pair_once(write_matrix, tmp_p
         assert not alive(line["pid"])
 
 
-def test_two_sweeps_of_one_matrix_into_one_folder_run_every_pair_once(write_matrix, tmp_path: Path) -> None:
-    """Two sweeps on different devices (own lock folders, as on two machines) share one results folder; a pair
-    one of them ran and saw fail is not run again by the other."""
+@pytest.mark.parametrize("hosts", ["one machine", "two machines"])
+def test_two_sweeps_of_one_matrix_into_one_folder_run_every_pair_once(write_matrix, tmp_path: Path,
+                                                                      hosts: str) -> None:
+    """Two sweeps share one results folder: on one machine (the second waits for the CPU) or on two (own device
+    locks); a pair one of them ran and saw fail is not run again by the other."""
     log = tmp_path / "log.jsonl"
     path = write_matrix(matrix_text(processes=3, log=str(log), sleep_ms=30) + f"""
   - runtime: fixture
     model: {{factory: "fixture_models:model", input_shape: [2, 8], options: {{mode: crash, log: "{log}"}}}}
 """)
     results, art = tmp_path / "r", tmp_path / "a"
-    procs = [subprocess.Popen(sweep_cmd(path, results, art), env=env_for(tmp_path / f"host{i}"),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    homes = [tmp_path, tmp_path] if hosts == "one machine" else [tmp_path / "host0", tmp_path / "host1"]
+    procs = [subprocess.Popen(sweep_cmd(path, results, art), env=env_for(home), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for home in homes]
     for proc in procs:
         _, stderr = proc.communicate(timeout=300)
         assert proc.returncode in (0, 1), stderr
