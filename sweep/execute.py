@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ class Outcome:
     stderr_tail: str = ""
     leftovers: list[str] = field(default_factory=list)  # processes still running when the runner ended (killed)
     maxrss_mb: float | None = None  # peak resident memory of the job's largest process
+    cpus: list[int] | None = None  # the CPUs the runner was pinned to, as its guard read them back; None: not pinned
 
 
 def tail(path: Path, chars: int = TAIL_CHARS) -> str:
@@ -215,13 +217,15 @@ def stop_all() -> None:
 
 def launch(command: list[str], job_doc: dict[str, Any], workdir: Path, timeout_s: float,
            env: dict[str, str] | None = None, cwd: Path | None = None,
-           memory_limit_gb: float | None = None, contract: bool = True) -> Outcome:
+           memory_limit_gb: float | None = None, contract: bool = True,
+           cpus: Sequence[int] | None = None) -> Outcome:
     """Write job.json, run `command --job job.json --out result.json` under the guard, and classify the ending.
 
     The guard runs in its own session; stdout and stderr go to files, so a chatty or hung runner cannot block
     the parent on a pipe. On a timeout, Ctrl-C or SIGTERM the guard takes the runner and everything it started
     down before this returns (or re-raises). With contract=False the command is run as given and its result is
-    the JSON object it prints on stdout (`classify_plain`).
+    the JSON object it prints on stdout (`classify_plain`). `cpus` pins the runner (and what it starts) to those
+    CPUs: the guard sets its own affinity before it starts the runner, which inherits it.
     """
     workdir = Path(workdir).resolve()  # the runner may run in another cwd
     workdir.mkdir(parents=True, exist_ok=True)
@@ -235,6 +239,8 @@ def launch(command: list[str], job_doc: dict[str, Any], workdir: Path, timeout_s
              "--parent", str(os.getpid())]
     if memory_limit_gb is not None:
         guard += ["--memory-limit-mb", str(memory_limit_gb * 1024)]
+    if cpus:
+        guard += ["--cpus", ",".join(str(cpu) for cpu in sorted(set(cpus)))]
     full_env = {**os.environ, **(env or {}), MARK: str(os.getpid())}
     t0 = time.perf_counter()
     timed_out = False
@@ -272,4 +278,5 @@ def launch(command: list[str], job_doc: dict[str, Any], workdir: Path, timeout_s
         wall_s = float(runner_wall)
     return Outcome(status=status, reason=reason, result=result, returncode=facts.get("returncode"),
                    wall_s=wall_s, stderr_tail=stderr, leftovers=list(facts.get("leftovers") or []),
-                   maxrss_mb=facts.get("maxrss_mb"))
+                   maxrss_mb=facts.get("maxrss_mb"),
+                   cpus=list(facts["cpus"]) if isinstance(facts.get("cpus"), list) else None)

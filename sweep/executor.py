@@ -61,16 +61,26 @@ class Placed:
     hostname: str = ""
     executor: str = "local"
     slurm_job_id: str = ""
+    cpus: str = ""  # the CPUs the runner was pinned to ("0-7"), as its guard read them back; "" when not pinned
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # sized to a pinned launch's CPUs unless the user set them
 
 
-def run_here(launch: Launch, visible: str | None = None, executor: str = "local") -> Placed:
+def run_here(launch: Launch, visible: str | None = None, executor: str = "local",
+             cpus: Sequence[int] | None = None) -> Placed:
     """Run a launch on this machine: what a local worker or a Slurm node runs.
 
     `visible` pins a CUDA launch to one physical GPU (a CUDA_VISIBLE_DEVICES value: NVML index or UUID); None
     keeps the environment's (e.g. Slurm's allocation). A CUDA job then sees its GPU as "cuda", so job.json's
-    device is rewritten to that.
+    device is rewritten to that. `cpus` pins the runner and everything it starts to those CPUs, with
+    OMP_NUM_THREADS and MKL_NUM_THREADS set to their number unless the user set them; None keeps this
+    process's affinity.
     """
     env = dict(launch.env)
+    if cpus:
+        for name in THREAD_VARIABLES:
+            if name not in env and name not in os.environ:
+                env[name] = str(len(set(cpus)))
     doc = launch.doc
     gpu_index: int | None = None
     gpu_uuid = ""
@@ -86,12 +96,24 @@ def run_here(launch: Launch, visible: str | None = None, executor: str = "local"
     launch.workdir.mkdir(parents=True, exist_ok=True)
     outcome = execute.launch(list(launch.command), doc, launch.workdir, launch.timeout_s, env=env,
                              cwd=launch.workdir, memory_limit_gb=launch.memory_limit_gb,
-                             contract=launch.kind != "fidelity")
+                             contract=launch.kind != "fidelity", cpus=cpus)
     followup = None
     if launch.followup is not None and outcome.status == "ok":
-        followup = run_here(launch.followup, visible, executor).outcome
+        followup = run_here(launch.followup, visible, executor, cpus).outcome
     return Placed(outcome=outcome, followup=followup, gpu_index=gpu_index, gpu_uuid=gpu_uuid,
-                  hostname=socket.gethostname(), executor=executor)
+                  hostname=socket.gethostname(), executor=executor,
+                  cpus=compact(outcome.cpus) if outcome.cpus else "")
+
+
+def compact(cpus: Iterable[int]) -> str:
+    """A CPU set as Linux writes it: "0-7,16-23"."""
+    runs: list[list[int]] = []
+    for cpu in sorted(set(cpus)):
+        if runs and cpu == runs[-1][1] + 1:
+            runs[-1][1] = cpu
+        else:
+            runs.append([cpu, cpu])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 class Executor(Protocol):

@@ -7,6 +7,8 @@ times, unless a memory limit asks it to look at resident memory twice a second.
 - It is a child subreaper (prctl PR_SET_CHILD_SUBREAPER): a grandchild that called setsid() or whose parent
   died is re-parented to the guard instead of init, so when the runner ends the guard finds every
   descendant among its own children and kills them, repeatedly, until none is left.
+- --cpus 0,1,2: the guard pins itself to those CPUs before it starts the runner, which inherits the affinity
+  (and so does everything the runner starts); the status file says what the guard read back.
 - PR_SET_PDEATHSIG(SIGTERM): if the sweep dies (even kill -9) the guard is told and takes the job down.
 - SIGTERM / SIGINT / SIGHUP: TERM the runner's process group, wait a grace period, KILL, then the rest.
 - It tells the parent how the runner ended in a small JSON status file: the exit status, peak resident
@@ -230,9 +232,10 @@ def main(argv: list[str]) -> int:
         status_path = opts["status"]
         if not command:
             raise ValueError("no command after --")
+        cpus = {int(cpu) for cpu in opts["cpus"].split(",")} if "cpus" in opts else None
     except (ValueError, KeyError):
-        print("usage: guard.py --status FILE [--grace S] [--memory-limit-mb N] [--parent PID] -- COMMAND...",
-              file=sys.stderr)
+        print("usage: guard.py --status FILE [--grace S] [--memory-limit-mb N] [--parent PID] [--cpus 0,1,..] "
+              "-- COMMAND...", file=sys.stderr)
         return 2
     grace = float(opts.get("grace", 5.0))
     limit_mb = float(opts["memory-limit-mb"]) if "memory-limit-mb" in opts else None
@@ -242,10 +245,19 @@ def main(argv: list[str]) -> int:
     _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     status: dict[str, Any] = {"returncode": None, "subreaper": subreaper, "terminated": False, "oom": False,
                               "memory_limit_mb": limit_mb, "memory_exceeded_mb": None,
-                              "leftovers": [], "maxrss_mb": None, "spawn_error": "", "runner_wall_s": None}
+                              "leftovers": [], "maxrss_mb": None, "spawn_error": "", "runner_wall_s": None,
+                              "cpus": None}
     if "parent" in opts and os.getppid() != int(opts["parent"]):
         status["terminated"] = True  # the sweep died before PDEATHSIG was armed
         return _finish(status_path, status, 0)
+    if cpus is not None:
+        try:
+            os.sched_setaffinity(0, cpus)
+            status["cpus"] = sorted(os.sched_getaffinity(0))
+        except OSError as exc:  # none of those CPUs is allowed here (any more): never run unpinned instead
+            status["spawn_error"] = f"cannot pin the runner to CPUs {opts['cpus']}: {exc.strerror or exc}"
+            status["returncode"] = 127
+            return _finish(status_path, status, 0)
     oom_before = oom_kills()
     proc: Runner | None = None
     try:

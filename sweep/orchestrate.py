@@ -535,6 +535,8 @@ class Orchestrator:
         extra = result.setdefault("extra", {}) if outcome.status == "ok" else {}
         if outcome.status == "ok" and built is not None and built.extra:
             extra["variant"] = built.extra
+        if outcome.status == "ok" and placed is not None and placed.cpus:
+            extra["cpus"] = placed.cpus  # the CPUs the pool pinned the runner to (several GPUs at once)
         if outcome.leftovers:
             extra["killed_leftover_processes"] = outcome.leftovers[:10]
             result.setdefault("extra", extra)

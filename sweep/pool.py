@@ -6,19 +6,24 @@ runs alone: a CPU timing must not share cores with another timing, and a GPU job
 timing too. Launches start in the order the orchestrator hands them over, so the interleaving of processes
 across jobs survives parallelism. Each GPU (and the CPU) is locked machine-wide for the whole sweep
 (sweep.locks), so a second sweep on the same device waits for this one, or refuses with --no-wait.
+
+With two GPUs or more, each GPU slot also owns a disjoint set of the sweep's CPUs (`split_cpus`): every launch on
+that GPU runs on those CPUs only, with OMP_NUM_THREADS / MKL_NUM_THREADS sized to them, so one job's model build or
+kernel-launching host thread never competes with another's.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sweep import execute, locks, telemetry
 from sweep.errors import SweepError
-from sweep.executor import Launch, Placed, run_here
+from sweep.executor import Launch, Placed, compact, run_here
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,66 @@ def default_gpu(cuda_index: int) -> Gpu:
     return Gpu(cuda_index, index if index is not None else cuda_index, uuid, "", uuid or str(cuda_index))
 
 
+def _units(cpus: Sequence[int], core_of: Mapping[int, Hashable] | None) -> list[tuple[int, ...]]:
+    """`cpus` grouped by physical core (hyperthread siblings together), ordered by their lowest CPU; one CPU per
+    group where the topology is unknown."""
+    groups: dict[Hashable, list[int]] = {}
+    for cpu in sorted(cpus):
+        key = core_of[cpu] if core_of and cpu in core_of else ("cpu", cpu)
+        groups.setdefault(key, []).append(cpu)
+    return [tuple(group) for group in groups.values()]
+
+
+def _even(cpus: Sequence[int], count: int, core_of: Mapping[int, Hashable] | None) -> list[tuple[int, ...]] | None:
+    """`cpus` cut into `count` contiguous runs of whole cores whose sizes differ by at most one core (single CPUs
+    when there are fewer cores than parts); None when there are fewer CPUs than parts."""
+    units = _units(cpus, core_of)
+    if len(units) < count:
+        units = [(cpu,) for cpu in sorted(cpus)]
+    if len(units) < count:
+        return None
+    size, extra = divmod(len(units), count)
+    parts, start = [], 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        parts.append(tuple(sorted(cpu for unit in units[start:end] for cpu in unit)))
+        start = end
+    return parts
+
+
+def split_cpus(allowed: Iterable[int], count: int, local: Sequence[Iterable[int] | None] | None = None,
+               core_of: Mapping[int, Hashable] | None = None) -> tuple[list[tuple[int, ...]], str] | None:
+    """Disjoint, non-empty CPU sets for `count` GPU workers, taken from `allowed` (the sweep's affinity).
+
+    `local[i]` is GPU i's local CPUs (NVML; None: unknown). When every GPU's local CPUs, within `allowed`, are
+    known and non-empty, and GPUs either share the same local set or have disjoint ones, each GPU gets its local
+    CPUs (split evenly among the GPUs sharing them): ("local"). Otherwise `allowed` is split evenly and
+    contiguously: ("even"). `core_of` maps a CPU to its physical core so siblings stay on one side. None when
+    there are fewer allowed CPUs than GPUs (no disjoint split exists).
+    """
+    cpus = sorted(set(allowed))
+    if count < 1:
+        return [], "even"
+    if local is not None and len(local) == count and all(s is not None for s in local):
+        near = [frozenset(s or ()) & frozenset(cpus) for s in local]
+        sharing: dict[frozenset[int], list[int]] = {}
+        for i, near_set in enumerate(near):
+            sharing.setdefault(near_set, []).append(i)
+        disjoint = sum(len(s) for s in sharing) == len(frozenset().union(*sharing))
+        if all(sharing) and disjoint:
+            sets: list[tuple[int, ...]] = [() for _ in range(count)]
+            for near_set, members in sharing.items():
+                parts = _even(sorted(near_set), len(members), core_of)
+                if parts is None:
+                    break
+                for i, part in zip(members, parts, strict=True):
+                    sets[i] = part
+            else:
+                return sets, "local"
+    parts = _even(cpus, count, core_of)
+    return (parts, "even") if parts is not None else None
+
+
 class LocalPool:
     """The local executor. With `gpus` (from --gpus) it runs one launch per GPU in parallel; without, one
     launch at a time on the device each job names, as a single-GPU machine would."""
@@ -93,6 +158,7 @@ class LocalPool:
         self.what = what
         self.gpus: list[Gpu] = []
         self.cpu = False
+        self.cpus: dict[int, tuple[int, ...]] = {}  # a GPU's CPU set (by cuda_index); empty: no pinning
         self._held: list[locks.Held] = []
 
     # --- devices ---------------------------------------------------------------------------------------
@@ -115,6 +181,22 @@ class LocalPool:
         self._held += locks.lock_devices(devices_to_lock, self.wait, self.what, self.on_message)
         self.gpus = gpus
         self.cpu = wants_cpu
+        self.cpus = self._pin(gpus) if self.parallel and len(gpus) > 1 else {}
+
+    def _pin(self, gpus: list[Gpu]) -> dict[int, tuple[int, ...]]:
+        """Each GPU's own CPUs out of the sweep's affinity (see split_cpus); {} when there are too few CPUs."""
+        allowed = sorted(os.sched_getaffinity(0))
+        plan = split_cpus(allowed, len(gpus), [telemetry.gpu_local_cpus(g.index) for g in gpus],
+                          telemetry.cpu_cores())
+        say = self.on_message or (lambda text: None)
+        if plan is None:
+            say(f"{len(gpus)} GPUs but only {len(allowed)} CPU(s) here ({compact(allowed)}): their jobs share them")
+            return {}
+        sets, basis = plan
+        how = "their local CPUs as NVML reports them" if basis == "local" else "this sweep's CPUs split evenly"
+        say(f"each GPU's jobs run on CPUs of their own ({how}): "
+            + ", ".join(f"GPU {g.cuda_index} on {compact(s)}" for g, s in zip(gpus, sets, strict=True)))
+        return {g.cuda_index: s for g, s in zip(gpus, sets, strict=True)}
 
     def _choose(self, candidates: list[Gpu], count: int | None, pinned: set[int]) -> list[Gpu]:
         """All candidates, or `count` of them: free ones first (pinned ones always), so --gpus 2 on a busy host
@@ -169,7 +251,8 @@ class LocalPool:
 
         def work(launch: Launch, gpu: Gpu | None) -> None:
             try:
-                placed = run_here(launch, gpu.visible if gpu is not None else None)
+                cpus = self.cpus.get(gpu.cuda_index) if gpu is not None else None
+                placed = run_here(launch, gpu.visible if gpu is not None else None, cpus=cpus)
                 results.put((launch, gpu, placed, None))
             except BaseException as exc:  # noqa: B036 - handed to the consumer, which re-raises it
                 results.put((launch, gpu, None, exc))

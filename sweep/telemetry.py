@@ -275,3 +275,46 @@ def physical_gpu(visible: str | None) -> tuple[int | None, str]:
     if entry.isdigit():
         return int(entry), ""
     return None, entry if entry.startswith(("GPU-", "MIG-")) else ""
+
+
+def cpus_of_mask(words: Any, bits: int = 64) -> frozenset[int]:
+    """The CPU numbers set in an affinity bitmask given as words of `bits` bits, lowest CPUs first (NVML's
+    layout: word k bit b is CPU k * bits + b)."""
+    return frozenset(k * bits + b for k, word in enumerate(words) for b in range(bits) if int(word) >> b & 1)
+
+
+def gpu_local_cpus(index: int) -> frozenset[int] | None:
+    """The CPUs close to physical GPU `index` (its NUMA node), as NVML reports them; None where NVML cannot say."""
+    nv = _nvml()
+    if nv is None:
+        return None
+    words = max(1, -(-(os.cpu_count() or 1) // 64))
+    try:
+        handle = nv.nvmlDeviceGetHandleByIndex(index)
+        found = cpus_of_mask(nv.nvmlDeviceGetCpuAffinity(handle, words))
+    except Exception:  # not supported on this GPU, driver or virtualisation
+        return None
+    return found or None
+
+
+def cpu_cores() -> dict[int, tuple[int, int]]:
+    """Each CPU's physical core as (package, core) from sysfs, so hyperthread siblings can be kept together;
+    {} where the topology is not readable."""
+    cores: dict[int, tuple[int, int]] = {}
+    root = "/sys/devices/system/cpu"
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return {}
+    for name in names:
+        if not (name.startswith("cpu") and name[3:].isdigit()):
+            continue
+        try:
+            with open(f"{root}/{name}/topology/physical_package_id") as fh:
+                package = int(fh.read())
+            with open(f"{root}/{name}/topology/core_id") as fh:
+                core = int(fh.read())
+        except (OSError, ValueError):
+            continue
+        cores[int(name[3:])] = (package, core)
+    return cores
