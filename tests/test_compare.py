@@ -167,7 +167,7 @@ def test_five_ms_slower_model_compares_slower_for_every_job(
 
 
 def test_committed_v1_results_compared_with_themselves(cli: Any) -> None:
-    folder = str(Path(__file__).parents[1] / "results" / "h200")
+    folder = str(Path(__file__).parents[1] / "results" / "h200-2026-11-28")
     res = cli.invoke(app, ["compare", folder, folder, "--json", "--fail-above", "0"])
     assert res.exit_code == 0, res.output
     objects = json.loads(res.stdout)

@@ -607,7 +607,7 @@ def test_skipped_files_are_listed(tmp_path: Path) -> None:
 def test_committed_h200_results_render(cli: Any) -> None:
     from sweep.cli import app
 
-    folder = Path(__file__).parents[1] / "results" / "h200"
+    folder = Path(__file__).parents[1] / "results" / "h200-2026-11-28"
     res = cli.invoke(app, ["report", "--results", str(folder)])
     assert res.exit_code == 0, res.output
     out = res.stdout

@@ -23,7 +23,7 @@ from sweep.orchestrate import Machine
 from sweep.rows import make_row
 
 ROOT = Path(__file__).resolve().parent.parent
-H200 = ROOT / "results" / "h200"
+H200 = ROOT / "results" / "h200-2026-11-28"
 NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=timezone.utc)
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
