@@ -107,7 +107,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._aliases = 0
         self._depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:  # type: ignore[override]
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
@@ -118,7 +118,7 @@ class _BoundedLoader(yaml.SafeLoader):
             if self._depth > MAX_DEPTH:
                 raise _OverBudget(problem=f"nested deeper than {MAX_DEPTH} levels",
                                   problem_mark=self.peek_event().start_mark)
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
@@ -450,9 +450,10 @@ def _exclude_rules(path: Path, where: str, value: Any) -> list[dict[str, list[An
             if axis == "enabled_precisions":
                 normalised[axis] = _enabled_axis(path, where_axis, want)
                 continue
-            parse: Callable[[Path, str, Any], Any] = _AXIS_VALUE.get(axis) or (
-                lambda p, k, v, allowed=EXCLUDE_VALUES[axis]: _choice(p, k, v, allowed))
-            normalised[axis] = [parse(path, where_axis, v) for v in _as_axis(path, where_axis, want)]
+            parse = _AXIS_VALUE.get(axis)
+            values = _as_axis(path, where_axis, want)
+            normalised[axis] = ([parse(path, where_axis, v) for v in values] if parse is not None else
+                                [_choice(path, where_axis, v, EXCLUDE_VALUES[axis]) for v in values])
         out.append(normalised)
     return out
 

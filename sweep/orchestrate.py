@@ -246,9 +246,12 @@ class Orchestrator:
         self._prepared = (matrix, done, *self.plan(matrix, done))
 
     def run(self, matrix: Matrix) -> Summary:
-        if getattr(self, "_prepared", None) is None or self._prepared[0] is not matrix:
+        prepared = self._prepared
+        if prepared is None or prepared[0] is not matrix:
             self.prepare(matrix)
-        _, done, todo, skipped = self._prepared
+            prepared = self._prepared
+        assert prepared is not None
+        _, done, todo, skipped = prepared
         self._prepared = None
         execute.become_subreaper()
         total = sum(job.processes for job in matrix.jobs)
