@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -35,6 +36,14 @@ def write_matrix(matrix_dir: Path):
 @pytest.fixture
 def cli() -> CliRunner:
     return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The session's compiled variants (tests/compiled.py): built once by the real compile step, then shared."""
+    from tests.compiled import build
+
+    return build(tmp_path_factory.mktemp("compiled"))
 
 
 @pytest.fixture(scope="session")

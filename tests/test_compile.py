@@ -1,7 +1,7 @@
 """The variant cache and the compiled runtimes, on the CPU with the tiny model: build once, reuse, fail cleanly.
 
-The slow tests share one artifacts folder (a session fixture): the AOTInductor compile of `tiny` takes about
-a minute on two cores, so it happens once per test session.
+The slow tests share one artifacts folder, the session's `compiled` fixture (tests/compiled.py, conftest.py):
+AOTInductor compiles take minutes on two cores, so they happen once per test session, for every module.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import importlib.util
 import json
 import os
 import shutil
-import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +21,9 @@ from sweep import execute, native, store
 from sweep.cli import app
 from sweep.matrix import Matrix, load
 from sweep.orchestrate import Orchestrator
+from tests.compiled import by_key, write
 
-FIXTURES = Path(__file__).parent / "fixtures"
 HAS_TRT = importlib.util.find_spec("torch_tensorrt") is not None and importlib.util.find_spec("tensorrt") is not None
-
-MATRIX = """
-name: compiled
-model: {name: tiny}
-device: cpu
-measure: {warmup: 2, iters: 5, timeout_s: 600, seed: 0}
-jobs:
-  - runtime: python-aoti
-  - runtime: cpp-torchscript
-    model_precision: [fp32, fp32+bf16]
-  - runtime: [python-trt, cpp-trt]
-    model_precision: fp32+fp16
-    enabled_precisions: fp32+bf16+fp16
-  - runtime: [python-aoti, cpp-aoti]
-    model: {factory: "export_models:data_dependent", input_shape: [2, 8]}
-"""
 
 RUN = """
 name: compiled-run
@@ -58,39 +40,6 @@ jobs:
   - runtime: [python-aoti, cpp-aoti, python-inductor]
     model: {factory: "export_models:data_dependent", input_shape: [2, 8]}
 """
-
-
-def write(folder: Path, text: str, name: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for fixture in ("export_models.py", "fault_models.py"):
-        shutil.copy(FIXTURES / fixture, folder / fixture)
-    path = folder / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def compile_json(args: list[str]) -> tuple[int, list[dict[str, Any]], float]:
-    t0 = time.perf_counter()
-    res = CliRunner().invoke(app, ["compile", *args, "--json"])
-    return res.exit_code, json.loads(res.stdout), time.perf_counter() - t0
-
-
-@pytest.fixture(scope="session")
-def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """`sweep compile` of MATRIX twice into one artifacts folder: the first builds, the second must not."""
-    root = tmp_path_factory.mktemp("compiled")
-    matrix = write(root / "m", MATRIX, "m.yaml")
-    art = root / "artifacts"
-    compile_step.forget()
-    code1, first, t1 = compile_json([str(matrix), "--artifacts", str(art)])
-    code2, second, t2 = compile_json([str(matrix), "--artifacts", str(art)])
-    return {"root": root, "matrix": matrix, "art": art, "first": (code1, first, t1), "second": (code2, second, t2)}
-
-
-def by_key(results: list[dict[str, Any]], backend: str, model: str, precision: str) -> dict[str, Any]:
-    hits = [r for r in results if (r["backend"], r["model"], r["model_precision"]) == (backend, model, precision)]
-    assert len(hits) == 1, results
-    return hits[0]
 
 
 # --- fast: identity, listing, pruning, TensorRT unavailable --------------------------------------------------
@@ -209,10 +158,10 @@ def test_compile_builds_once_then_everything_is_cached(compiled: dict[str, Any])
         r["key"]: "cached" for r in first if r["status"] == "built"}
     assert all(r["seconds"] < 1.0 for r in second if r["status"] == "cached")
     assert by_key(second, "aoti", "tiny", "fp32")["compile_s"] == aoti["compile_s"]  # recorded, not re-measured
-    # On disk: one folder per built variant with its manifest, nothing temporary, nothing for failures.
+    # On disk: one folder per built variant with its manifest, nothing temporary, nothing for failures
+    # (as the first compile left it: other tests of the session add their own variants later).
     art: Path = compiled["art"]
-    folders = {p.name for p in art.iterdir()}
-    assert folders == {r["key"] for r in first if r["status"] == "built"}
+    assert set(compiled["folders"]) == {r["key"] for r in first if r["status"] == "built"}
     manifest = json.loads((art / aoti["key"] / "manifest.json").read_text())
     assert manifest["key"] == aoti["key"] and manifest["variant"]["backend"] == "aoti"
     assert [f["name"] for f in manifest["files"]] == ["model.pt2"] and manifest["files"][0]["size"] > 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from sweep.models import BUILTINS
 from sweep.models.build import build_builtin, describe, draw_inputs, load_model
 from sweep.models.deformable import multi_scale_deformable_attn
 from sweep.models.dino import DinoDetector
+from tests.compiled import package
 
 NAME = "dino-vitdet-tiny"
 Outputs = tuple[torch.Tensor, ...]  # boxes, scores, labels (, encoder logits, encoder box deltas)
@@ -207,11 +209,11 @@ def test_torch_compile_fullgraph(model: DinoDetector, image: torch.Tensor, refer
     torch._dynamo.reset()
 
 
-@pytest.mark.slow  # one C++ build of the whole model: a minute or more on 2 cores
-def test_aot_inductor(model: DinoDetector, image: torch.Tensor, reference: Outputs, tmp_path: Path) -> None:
-    program = torch.export.export(model, (image,))
-    path = torch._inductor.aoti_compile_and_package(program, package_path=str(tmp_path / "dino.pt2"))
-    runner = torch._inductor.aoti_load_package(path)
+@pytest.mark.slow  # uses the session's AOTInductor build of the detector (conftest `compiled`): minutes on 2 cores
+def test_aot_inductor(compiled: dict[str, Any], image: torch.Tensor, reference: Outputs) -> None:
+    """The package the compile step built (torch.export + aoti_compile_and_package of this model, seed 0) runs
+    from Python and matches eager. The same build serves test_compile.py and test_detector_e2e.py."""
+    runner = torch._inductor.aoti_load_package(str(package(compiled, NAME)))
     with torch.no_grad():
         boxes, scores, labels, *_ = runner(image)
         assert_same(canonical((boxes, scores, labels)), canonical(reference), COMPILED_SCORES, COMPILED_BOXES)
