@@ -273,8 +273,12 @@ def test_no_process_a_job_starts_outlives_it(write_matrix, tmp_path: Path) -> No
 def test_sigterm_and_ctrl_c_take_the_jobs_in_flight_down(write_matrix, tmp_path: Path, sig: int) -> None:
     pidfile = tmp_path / "runner.pid"
     path = write_matrix(matrix_text(processes=1, mode="hang", runner_pidfile=str(pidfile)))
+    # A test run started in the background (nohup, `cmd &` in a script) inherits SIGINT ignored, and Python keeps
+    # an ignored SIGINT ignored, as a backgrounded sweep should. Ctrl-C reaches a foreground sweep with the
+    # default disposition: give the child that, whatever this test run inherited.
     proc = subprocess.Popen(sweep_cmd(path, tmp_path / "r", tmp_path / "a"), env=env_for(tmp_path),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and not pidfile.exists():
         time.sleep(0.02)
