@@ -24,7 +24,6 @@ Outputs of a different structure (count or shapes) give an infinite error: a wro
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -34,19 +33,13 @@ from typing import Any
 
 import torch
 
+from sweep.digest import sha256_file
+
 MEASURES = ("elementwise", "sorted")
 
 
 class ReferenceDamaged(Exception):
     """The reference file is missing or differs from the sha256 recorded for it."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_reference(reference: Mapping[str, Any]) -> Path:

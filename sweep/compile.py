@@ -9,7 +9,6 @@ never leaves something that looks usable.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweep import atomic, contract, execute, telemetry
+from sweep.digest import sha256_file
 from sweep.executor import Launch, run_here
 from sweep.jobs import Job, ModelSpec, canonical_key
 from sweep.paths import runner_env
@@ -164,14 +164,6 @@ def artifact_for(kind: str, folder: Path) -> dict[str, Any]:
     return {"dir": str(folder), "kind": kind, "file": str(folder / ARTIFACT_KINDS[kind][1])}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_manifest(folder: Path) -> dict[str, Any] | None:
     try:
         data = json.loads((folder / MANIFEST).read_text())
@@ -195,7 +187,7 @@ class Verifier:
         state = (st.st_mtime_ns, st.st_size)
         if self._good.get(str(path)) == state:
             return True
-        if _sha256(path) != sha256:
+        if sha256_file(path) != sha256:
             self._good.pop(str(path), None)
             return False
         self._good[str(path)] = state
@@ -380,7 +372,7 @@ def finish(build: Build, outcome: execute.Outcome) -> VariantResult:
         for name in BACKEND_FILES[variant.backend]:
             path = tmp / name
             atomic.fsync_file(path)
-            files.append({"name": name, "size": path.stat().st_size, "sha256": _sha256(path)})
+            files.append({"name": name, "size": path.stat().st_size, "sha256": sha256_file(path)})
         compile_s = float(result.get("compile_s") or outcome.wall_s)
         manifest = {
             "format": FORMAT,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
@@ -16,6 +15,7 @@ from typing import Any
 import yaml
 
 from sweep import factory, models
+from sweep.digest import sha256_file
 from sweep.errors import MatrixError
 from sweep.jobs import (
     AMP_DTYPES,
@@ -285,11 +285,7 @@ def _shape_list(path: Path, key: str, value: Any, nested: bool) -> list[list[int
 
 
 def _file_hash(p: Path) -> str:
-    h = hashlib.sha256()
-    with p.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    return sha256_file(p)[:16]
 
 
 def _model(path: Path, where: str, value: Any, allow_any_factory: bool) -> ModelSpec:

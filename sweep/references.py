@@ -9,7 +9,6 @@ reference that fails verification is recomputed once per sweep, and the rows tha
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from typing import Any
 
 from sweep import atomic, contract, execute
 from sweep.compile import Verifier
+from sweep.digest import sha256_file
 from sweep.executor import Launch
 from sweep.jobs import Job, canonical_key
 from sweep.paths import runner_env
@@ -45,14 +45,6 @@ class Reference:
     def for_job(self) -> dict[str, str] | None:
         """job.json's `reference` object."""
         return {"path": str(self.path), "sha256": self.sha256} if self.path is not None else None
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def reference_key(job: Job, device_name: str, torch_version: str) -> str:

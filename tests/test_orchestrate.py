@@ -17,6 +17,7 @@ import pytest
 from sweep import compile as compile_step
 from sweep import references, store
 from sweep.cli import app
+from sweep.digest import sha256_file
 from sweep.locks import Device, lock_device
 from sweep.matrix import load
 from sweep.orchestrate import Machine, Orchestrator, done_keys
@@ -240,7 +241,7 @@ def test_a_variant_that_fails_to_load_like_a_broken_build_is_rebuilt_once(write_
     broken = b"BROKEN" + artifact.read_bytes()[6:]  # a damaged library whose manifest was rewritten to match
     artifact.write_bytes(broken)
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["files"][0]["sha256"] = compile_step._sha256(artifact)
+    manifest["files"][0]["sha256"] = sha256_file(artifact)
     (folder / "manifest.json").write_text(json.dumps(manifest))
     rows = [r for r in _run_matrix(path, tmp_path, force=True) if r["runtime"] == "fixture-compiled"]
     assert [r["process"] for r in rows] == [0, 1]  # each pair once: the failed load left no row
