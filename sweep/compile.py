@@ -249,8 +249,8 @@ def trt_missing() -> str:
     return f"{' and '.join(missing)} not installed: TensorRT jobs need torch-tensorrt and TensorRT; {install_hint()}"
 
 
-def _remove_tree(folder: Path) -> None:
-    """Rename out of the way first, then delete: a half-deleted variant must not keep its name."""
+def remove_tree(folder: Path) -> None:
+    """Rename out of the way first, then delete: a half-deleted variant (or reference) must not keep its name."""
     if not folder.exists():
         return
     doomed = folder.with_name(f"{TMP_PREFIX}{folder.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}-removing")
@@ -324,7 +324,7 @@ def prepare(job: Job, artifacts_dir: Path, timeout_s: float, work: Path, env: di
             return result
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     if folder.exists():  # there, but not valid (damaged, files lost, truncated, older format): rebuild
-        _remove_tree(folder)
+        remove_tree(folder)
         if verifier is not None:
             verifier.forget(folder)
     tmp = artifacts_dir / f"{TMP_PREFIX}{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -411,7 +411,7 @@ def finish(build: Build, outcome: execute.Outcome) -> VariantResult:
 
 def discard(artifacts_dir: Path, key: str) -> None:
     """Remove a cached variant (it failed to load like a broken build): the next prepare rebuilds it."""
-    _remove_tree(Path(artifacts_dir).resolve() / key)
+    remove_tree(Path(artifacts_dir).resolve() / key)
     _REMEMBERED.pop((str(Path(artifacts_dir).resolve()), key), None)
 
 
@@ -550,7 +550,7 @@ def prune(artifacts_dir: Path, older_than_days: float | None = None, everything:
             continue
         old = older_than_days is not None and entry.age_s > older_than_days * 86400.0
         if everything or old or (entry.kind == "invalid" and older_than_days is not None):
-            _remove_tree(folder)
+            remove_tree(folder)
             removed.append(entry)
     return removed
 

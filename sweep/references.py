@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep import atomic, contract, execute
-from sweep.compile import Verifier
+from sweep.compile import Verifier, remove_tree
 from sweep.digest import sha256_file
 from sweep.executor import Launch
 from sweep.jobs import Job, canonical_key
@@ -78,7 +78,7 @@ class References:
             self.known[key] = Reference(key, error=f"reference damaged again after recomputing it: {problem}")
             return self.known[key]
         self.damaged[key] = f"cached reference {problem}; recomputed"
-        self._remove(folder)
+        remove_tree(folder)
         return None
 
     def _verify(self, folder: Path, key: str) -> tuple[Reference | None, str]:
@@ -104,7 +104,7 @@ class References:
             return False
         self.damaged[key] = f"reference {why}; recomputed"
         self.known.pop(key, None)
-        self._remove(self.folder / key)
+        remove_tree(self.folder / key)
         return True
 
     def launch(self, key: str, job: Job, work: Path, timeout_s: float) -> Launch:
@@ -147,11 +147,3 @@ class References:
         self.known[key] = verified
         return verified
 
-    @staticmethod
-    def _remove(folder: Path) -> None:
-        doomed = folder.with_name(f".tmp-{folder.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}-removing")
-        try:
-            os.replace(folder, doomed)
-        except OSError:
-            doomed = folder
-        shutil.rmtree(doomed, ignore_errors=True)
