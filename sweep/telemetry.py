@@ -187,13 +187,17 @@ def trt_versions() -> dict[str, str]:
     """Installed torch-tensorrt / TensorRT versions from package metadata, without importing them."""
     from importlib import metadata
 
-    out = {}
-    for key, dist in (("torch_tensorrt_version", "torch-tensorrt"), ("tensorrt_version", "tensorrt")):
-        try:
-            out[key] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[key] = ""
-    return out
+    def first(*dists: str) -> str:
+        for dist in dists:
+            try:
+                return metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                continue
+        return ""
+
+    # torch-tensorrt 2.14 requires tensorrt-cu13 alone (no `tensorrt` meta package): read whichever is there.
+    return {"torch_tensorrt_version": first("torch-tensorrt"),
+            "tensorrt_version": first("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu13-libs")}
 
 
 @lru_cache(maxsize=1)

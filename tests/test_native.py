@@ -422,7 +422,7 @@ def test_torchscript_trt_without_runtime_is_unavailable(
     result = json.loads(out.read_text())
     assert result["status"] == "unavailable"
     assert "libtorchtrt_runtime.so not found" in result["reason"]
-    assert "pip install 'sweep[trt]'" in result["reason"]
+    assert "torch-tensorrt release that matches this torch (`sweep doctor` names it)" in result["reason"]
     assert result["samples_ms"] == [] and result["extra"]["binary"] == "sweep-bench"
 
     proc = run_bench(bench, job, out, env={"SWEEP_TORCHTRT_RUNTIME": str(tmp_path / "libtorchtrt_runtime.so")})

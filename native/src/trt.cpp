@@ -29,7 +29,7 @@ const Runtime& load_runtime() {
 }
 
 std::string unavailable_reason(const Runtime& rt) {
-  const std::string hint = "install torch-tensorrt (pip install 'sweep[trt]')";
+  const std::string hint = "install the torch-tensorrt release that matches this torch (`sweep doctor` names it)";
   if (rt.path.empty()) return "libtorchtrt_runtime.so not found: " + hint;
   return "libtorchtrt_runtime.so could not be loaded (" + rt.error + "): " + hint;
 }
