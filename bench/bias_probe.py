@@ -1,7 +1,8 @@
 """Is the python-eager runner biased against a plain script? Fresh processes, interleaved, one table.
 
-Each round starts one fresh process of every variant, in turn, so that drift in clocks, heat or
-neighbours hits every variant alike; the answer is the median over rounds of each variant's p50.
+Each round starts one fresh process of every variant, in turn (reversed every other round), so that
+drift in clocks, heat or neighbours hits every variant alike; the answer is the median over rounds of
+each variant's p50.
 
   plain          bench/probes/plain_eager.py PREC MODEL          (the yardstick, started from a shell)
   runner         python -m runners.python_eager --job J --out R   (the runner alone, no orchestrator)
@@ -54,7 +55,7 @@ def run_variant(name: str, work: Path, args: argparse.Namespace, matrix: Path, j
                 index: int) -> dict[str, object]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
-    out: dict[str, object] = {"variant": name, "round": index}
+    out: dict[str, object] = {"variant": name, "round": index, "t_start": round(time.time(), 2)}
     if name == "plain":
         proc = subprocess.run([sys.executable, str(ROOT / "bench/probes/plain_eager.py"), args.precision, args.model],
                               capture_output=True, text=True, env=env, cwd=ROOT)
@@ -94,6 +95,9 @@ def run_variant(name: str, work: Path, args: argparse.Namespace, matrix: Path, j
         else:
             rows = [r for f in files for r in pq.read_table(f).to_pylist() if r.get("status") == "ok"]
             out["p50_ms"] = statistics.median(r["latency_ms_p50"] for r in rows) if rows else None
+            if rows:  # the host during the runner's timed loop (extra.host), and its GPU busy time
+                out["host"] = json.loads(rows[0].get("extra") or "{}").get("host")
+                out["kernel_busy_ms"] = rows[0].get("kernel_busy_ms")
             if not rows:
                 out["error"] = proc.stderr[-800:]
     elif name == "inproc":
@@ -127,7 +131,8 @@ def main() -> None:
     records = []
     with (args.out / "bias.jsonl").open("w") as log:
         for i in range(args.rounds):
-            for name in variants:
+            # ABBA: odd rounds run the variants in reverse, so no variant always follows the same one
+            for name in (variants if i % 2 == 0 else variants[::-1]):
                 rec = run_variant(name, args.out, args, matrix, job_path, i)
                 records.append(rec)
                 log.write(json.dumps(rec) + "\n")

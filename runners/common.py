@@ -266,6 +266,7 @@ def bench(fn: Callable[[], Any], device: str, warmup: int, iters: int) -> dict[s
     host = [0.0] * iters
     events: list[float] = []
     energy_before = telemetry.energy_counter_mj(device)
+    host_before = telemetry.host_counters()
     loop_start = clock()
     if cuda:
         synchronize = torch.cuda.synchronize
@@ -279,6 +280,7 @@ def bench(fn: Callable[[], Any], device: str, warmup: int, iters: int) -> dict[s
             synchronize()  # ... and the host waits for it: a caller's latency, not a launch time
             host[i] = clock() - t0
         loop_s = clock() - loop_start
+        host_after = telemetry.host_counters()
         energy_after = telemetry.energy_counter_mj(device)
         events = [start.elapsed_time(end) for start, end in zip(starts, ends, strict=True)]
     else:
@@ -287,10 +289,12 @@ def bench(fn: Callable[[], Any], device: str, warmup: int, iters: int) -> dict[s
             fn()
             host[i] = clock() - t0
         loop_s = clock() - loop_start
+        host_after = telemetry.host_counters()
         energy_after = telemetry.energy_counter_mj(device)
     after = telemetry.snapshot(device)
     result: dict[str, Any] = {"samples_ms": [t * 1e3 for t in host], "samples_cuda_ms": events,
                               "telemetry": {"before": before, "after": after},
+                              "host": telemetry.host_figures(host_before, host_after),
                               **telemetry.energy_figures(energy_before, energy_after, iters, loop_s)}
     if cuda:
         result["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -410,6 +414,8 @@ def main(run: Callable[[dict[str, Any]], dict[str, Any]], argv: Sequence[str] | 
         result = run(job)
         result.setdefault("status", "ok")
         result.setdefault("cuda_graphs", False)
+        if result.get("host"):  # the host during the timed loop: rows keep it in extra.host
+            result.setdefault("extra", {})["host"] = result.pop("host")
         result = {**tf32_state(job["device"]), **result}
     except ReferenceDamaged as exc:
         print(f"{job.get('runtime', 'runner')}: {exc}", file=sys.stderr)

@@ -167,6 +167,64 @@ def energy_figures(before: tuple[float | None, str], after: tuple[float | None, 
     return {"energy_mj_per_forward": delta / forwards, "mean_power_w": delta / 1e3 / seconds, "energy_note": note}
 
 
+def host_counters() -> dict[str, float]:
+    """What the host CPUs did so far, read just before and just after a timed loop (Linux /proc; empty
+    elsewhere): this thread's CPU time and context switches, and the machine's busy, idle and steal time.
+
+    A launch-bound loop is only as fast as the host thread that issues the launches, so a loop that
+    shared the machine with other work, or whose virtual CPUs the hypervisor took away (steal), reads
+    slower with nothing in the GPU figures to show it. These counters are what shows it.
+    """
+    import resource
+    import time
+
+    counters: dict[str, float] = {"wall_s": time.perf_counter(), "thread_cpu_s": time.thread_time(),
+                                  "process_cpu_s": time.process_time()}
+    try:
+        usage = resource.getrusage(resource.RUSAGE_THREAD)  # type: ignore[attr-defined]
+        counters["voluntary_switches"] = float(usage.ru_nvcsw)
+        counters["involuntary_switches"] = float(usage.ru_nivcsw)
+    except (AttributeError, OSError):
+        pass
+    try:
+        with open("/proc/stat") as fh:
+            fields = [float(v) for v in fh.readline().split()[1:]]
+        ticks = float(os.sysconf("SC_CLK_TCK"))
+        # user nice system idle iowait irq softirq steal (guest time is already inside user)
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+        steal = fields[7] if len(fields) > 7 else 0.0
+        counters["machine_busy_s"] = (sum(fields[:8]) - idle - steal) / ticks
+        counters["machine_steal_s"] = steal / ticks
+    except (OSError, ValueError, IndexError):
+        pass
+    return counters
+
+
+def host_figures(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """The host during a timed loop, from two host_counters() readings (rows keep it in extra.host):
+
+    - loop_s, thread_cpu_share: the measuring thread's CPU time over the loop's wall time (a thread that
+      spins in synchronize stays near 1; well below 1 means it was descheduled);
+    - other_cpus_busy: how many CPUs' worth of other work ran on the machine meanwhile (the machine's
+      busy time minus this process's, per second of loop): near 0 on a quiet machine;
+    - steal_cpus: CPUs' worth of time the hypervisor ran something else instead of this machine's CPUs;
+    - involuntary_switches: times the scheduler took the CPU away from the measuring thread.
+    """
+    loop = after["wall_s"] - before["wall_s"]
+    if loop <= 0:
+        return {}
+    cpu = after["thread_cpu_s"] - before["thread_cpu_s"]
+    out: dict[str, Any] = {"loop_s": round(loop, 4), "thread_cpu_share": round(cpu / loop, 3)}
+    if "machine_busy_s" in before and "machine_busy_s" in after:
+        own = after["process_cpu_s"] - before["process_cpu_s"]
+        out["other_cpus_busy"] = round(max(after["machine_busy_s"] - before["machine_busy_s"] - own, 0.0) / loop, 2)
+        out["steal_cpus"] = round((after["machine_steal_s"] - before["machine_steal_s"]) / loop, 3)
+    for key in ("voluntary_switches", "involuntary_switches"):
+        if key in before and key in after:
+            out[key] = int(after[key] - before[key])
+    return out
+
+
 def environment(device: str) -> dict[str, Any]:
     """Versions and names that make a result comparable or not; read by runners and the orchestrator."""
     import torch
