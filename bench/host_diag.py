@@ -62,6 +62,7 @@ def main() -> None:
                 model(x)
             sync()
             for b in range(0, args.iters, args.block):
+                canary = telemetry.cpu_canary_ms()
                 c0 = telemetry.host_counters()
                 cpu_at = current_cpu()
                 clk = sm_clock()
@@ -79,6 +80,7 @@ def main() -> None:
                 row = {"block": b // args.block, "p50_ms": round(statistics.median(total), 2),
                        "issue_ms": round(statistics.median(issue), 2),
                        "issue_cpu_ms": round(statistics.median(issue_cpu), 2),
+                       "canary_ms": canary, "canary_after_ms": telemetry.cpu_canary_ms(),
                        "cpu": cpu_at, "cpu_end": current_cpu(), "sm_mhz": clk, **fig}
                 rows.append(row)
                 print(json.dumps(row), flush=True)

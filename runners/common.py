@@ -266,6 +266,7 @@ def bench(fn: Callable[[], Any], device: str, warmup: int, iters: int) -> dict[s
     host = [0.0] * iters
     events: list[float] = []
     energy_before = telemetry.energy_counter_mj(device)
+    canary_before = telemetry.cpu_canary_ms()
     host_before = telemetry.host_counters()
     loop_start = clock()
     if cuda:
@@ -294,7 +295,8 @@ def bench(fn: Callable[[], Any], device: str, warmup: int, iters: int) -> dict[s
     after = telemetry.snapshot(device)
     result: dict[str, Any] = {"samples_ms": [t * 1e3 for t in host], "samples_cuda_ms": events,
                               "telemetry": {"before": before, "after": after},
-                              "host": telemetry.host_figures(host_before, host_after),
+                              "host": {**telemetry.host_figures(host_before, host_after),
+                                       "cpu_canary_ms": [canary_before, telemetry.cpu_canary_ms()]},
                               **telemetry.energy_figures(energy_before, energy_after, iters, loop_s)}
     if cuda:
         result["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20

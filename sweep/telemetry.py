@@ -200,6 +200,30 @@ def host_counters() -> dict[str, float]:
     return counters
 
 
+CANARY_LOOPS = 20_000
+
+
+def cpu_canary_ms(repeats: int = 5) -> float:
+    """How fast this CPU runs plain Python right now: the best of `repeats` runs of a fixed loop, in ms.
+
+    A launch-bound forward is CPU-bound Python and C++ on one thread, so it slows by about as much as this
+    loop does. On a virtual machine the core under a vCPU can run slower for seconds at a time (another
+    tenant on the same core, or on its hyperthread sibling) with nothing visible inside the guest: no steal,
+    no other process, no context switch. Read just before and just after the timed loop, the canary shows
+    it: a row whose canary reads well above the machine's usual figure was measured on a slowed core.
+    """
+    import time
+
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(CANARY_LOOPS):
+            total += i * i % 7
+        best = min(best, time.perf_counter() - t0)
+    return round(best * 1e3, 4)
+
+
 def host_figures(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
     """The host during a timed loop, from two host_counters() readings (rows keep it in extra.host):
 
