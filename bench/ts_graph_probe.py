@@ -9,6 +9,9 @@ replay. Each mode runs in a fresh process, since the executor's settings and cac
   no-texpr      only the TensorExpr fuser off (its kernels are compiled at first use, maybe during capture)
   relaxed       the default executor, captured with capture_error_mode="relaxed"
   profiled-runs-0  the profiling executor told to profile no runs (optimise at once)
+  sync-debug    no capture: one warmed-up forward with torch.cuda.set_sync_debug_mode("error"), which
+                raises at the first operation that synchronizes with the host (the usual capture breaker)
+(Visit E: the first five all failed with "operation failed due to a previous error during capture".)
 (The legacy, non-profiling executor fails on the traced detector outside any capture: "mat1 and mat2 must
 have the same dtype, but got Float and Half", visit C.)
 
@@ -27,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-MODES = ("default", "no-optimize", "no-texpr", "relaxed", "profiled-runs-0")
+MODES = ("default", "no-optimize", "no-texpr", "relaxed", "profiled-runs-0", "sync-debug")
 
 
 def one(mode: str, model_name: str, precision: str, ts_path: Path, warmup: int) -> dict[str, object]:
@@ -56,6 +59,16 @@ def one(mode: str, model_name: str, precision: str, ts_path: Path, warmup: int) 
                 module(x)
         torch.cuda.current_stream().wait_stream(side)
         torch.cuda.synchronize()
+        if mode == "sync-debug":
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                module(x)
+                out["sync"] = "no synchronizing operation"
+            except Exception as exc:
+                out["sync"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+                out["error_full"] = str(exc)[-3000:]
+            torch.cuda.set_sync_debug_mode("default")
+            return out
         graph = torch.cuda.CUDAGraph()
         try:
             with torch.cuda.graph(graph, capture_error_mode="relaxed" if mode == "relaxed" else "global"):
