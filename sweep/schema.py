@@ -105,8 +105,10 @@ SCHEMA = pa.schema(
         ("python_version", _S),
         ("telemetry", TELEMETRY),  # NVML before/after the timed loop
         ("extra", _S),  # JSON: runtime-specific facts only (the one JSON text column)
+        # the runner process's start, no queue or lock wait in it (sweep.orchestrate Orchestrator._row); rows of
+        # sweeps before this was so hold when the pair was handed to the executor
         ("started_at", pa.timestamp("us", tz="UTC")),
-        ("finished_at", pa.timestamp("us", tz="UTC")),
+        ("finished_at", pa.timestamp("us", tz="UTC")),  # when the row was made
     ],
     metadata={VERSION_KEY: str(SCHEMA_VERSION).encode()},
 )

@@ -171,6 +171,24 @@ def test_two_sweeps_of_one_matrix_into_one_folder_run_every_pair_once(write_matr
     assert statuses.count("failed") == 3 and statuses.count("ok") == 9
 
 
+def test_started_at_is_when_the_runner_started_not_when_the_pair_was_queued(write_matrix, tmp_path: Path) -> None:
+    """CPU pairs run one at a time; each was handed to the pool while the one before still ran. Its started_at
+    is its runner's start (after the one before ended), and finished_at stays after its end."""
+    log = tmp_path / "log.jsonl"
+    path = write_matrix(matrix_text(processes=2, log=str(log), sleep_ms=150))
+    rows = _run_matrix(path, tmp_path)
+    ran = {(line["job_key"], line["process"]): line for line in runs(log)}
+    assert len(rows) == len(ran) == 6 and all(r["status"] == "ok" for r in rows)
+    by_start = sorted(rows, key=lambda r: r["started_at"])
+    for before, row in zip(by_start, by_start[1:], strict=False):
+        assert row["started_at"].timestamp() >= ran[(before["job_key"], before["process"])]["end"]
+    for row in rows:
+        line = ran[(row["job_key"], row["process"])]
+        assert row["started_at"].timestamp() <= line["start"] < row["started_at"].timestamp() + 30
+        assert row["finished_at"].timestamp() >= line["end"]
+        assert "started_at" not in json.loads(row["extra"])  # known: no note
+
+
 def test_a_second_sweep_on_a_busy_device_waits_or_refuses(write_matrix, cli, tmp_path: Path) -> None:
     path = write_matrix(matrix_text(processes=1))
     args = ["run", str(path), "--results", str(tmp_path / "r"), "--artifacts", str(tmp_path / "a")]
@@ -197,6 +215,8 @@ def test_a_second_sweep_on_a_busy_device_waits_or_refuses(write_matrix, cli, tmp
     rows = Orchestrator(tmp_path / "r", tmp_path / "a", executor=executor, on_message=on_message).run(load(path)).rows
     holder.wait(timeout=30)
     assert rows and all(r["status"] == "ok" for r in rows)
+    released = release.stat().st_mtime
+    assert all(r["started_at"].timestamp() >= released for r in rows)  # the wait for the CPU is not in a row
     assert messages[0].startswith("waiting for the CPU: in use by sweep pid")
     assert messages[1].startswith("got the CPU after")
 
