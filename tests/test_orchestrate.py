@@ -189,6 +189,27 @@ def test_started_at_is_when_the_runner_started_not_when_the_pair_was_queued(writ
         assert "started_at" not in json.loads(row["extra"])  # known: no note
 
 
+def test_a_launch_whose_runner_start_never_came_back_says_so(write_matrix, tmp_path: Path) -> None:
+    """A Slurm job that died without a result and that sacct never saw start: started_at falls back to when the
+    pair was handed over, and extra.started_at says that is what it is."""
+    from datetime import datetime, timezone
+
+    from sweep.execute import Outcome
+    from sweep.executor import Placed
+    from sweep.orchestrate import Pair
+
+    job = load(write_matrix(matrix_text(processes=1))).jobs[0]
+    handed = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
+    orch = Orchestrator(tmp_path / "r", tmp_path / "a")
+    lost = Placed(outcome=Outcome(status="failed", reason="Slurm job 5 left the queue"), executor="slurm",
+                  slurm_job_id="5")
+    row = orch._row(Pair(job, 0), lost.outcome, lost, "run", handed)
+    assert row["started_at"] == handed and "handed to the executor" in json.loads(row["extra"])["started_at"]
+    ran = Placed(outcome=Outcome(status="failed", reason="x", started_at=handed.replace(hour=9)))
+    row = orch._row(Pair(job, 0), ran.outcome, ran, "run", handed)
+    assert row["started_at"] == handed.replace(hour=9) and "started_at" not in json.loads(row["extra"])
+
+
 def test_a_second_sweep_on_a_busy_device_waits_or_refuses(write_matrix, cli, tmp_path: Path) -> None:
     path = write_matrix(matrix_text(processes=1))
     args = ["run", str(path), "--results", str(tmp_path / "r"), "--artifacts", str(tmp_path / "a")]
