@@ -6,6 +6,12 @@ when an ok row with its job_key, process and machine identity exists (`--force` 
 interleaved across jobs, so drift in clocks, heat or neighbours hits every variant alike. Each pair is
 claimed in the results folder (sweep.locks.Claims) before it starts, so sweeps sharing a folder never run it
 twice, and its row is durable before the claim is released. The parent stays free of torch and pandas.
+
+A pair that cannot launch (its variant failed to compile, TensorRT is missing, the C++ binary did not build) is
+claimed and gets its row like any other, so every pair a sweep reaches has one and sweeps sharing the folder see
+it handled. A compile failure therefore leaves one `compile_failed` row per planned process, alike but for
+`process`; `sweep run`, report and compare count them as one failure of the job (sweep.schema.NOT_LAUNCHED).
+Only ok rows make a pair done, so a rerun tries a failed compile again, once per variant.
 """
 
 from __future__ import annotations

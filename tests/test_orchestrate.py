@@ -108,6 +108,47 @@ def test_processes_run_interleaved_each_writes_its_row_and_resume_counts_pairs(w
     assert not (tmp_path / "a" / ".work").exists() and not (tmp_path / "r" / ".claims").exists()
 
 
+def test_a_compile_failure_is_a_row_per_pair_counted_once_and_retried_by_a_rerun(write_matrix, cli,
+                                                                                 tmp_path: Path) -> None:
+    """Every pair of a job whose variant fails to compile gets its row (claims, resume and other sweeps see each
+    pair handled), the compile runs once for them all, and `sweep run`, report and compare count one failure.
+    Resume keeps treating compile_failed as not done: a rerun tries the compile again (once) and nothing else."""
+    from sweep import compare
+    from sweep.cli import _summary_lines
+
+    compiles = tmp_path / "compiles.jsonl"
+    path = write_matrix(matrix_text(processes=3, compile="fail", compile_log=str(compiles)))
+    results = tmp_path / "r"
+    args = ["run", str(path), "--results", str(results), "--artifacts", str(tmp_path / "a")]
+    res = cli.invoke(app, args)
+    assert res.exit_code == 1, res.output
+    rows = store.load(results)
+    failed = rows[rows["status"] == "compile_failed"]
+    assert sorted(failed["process"]) == [0, 1, 2] and set(failed["runtime"]) == {"fixture-compiled"}
+    assert failed["reason"].str.contains("FixtureCompileError").all() and len(set(failed["reason"])) == 1
+    assert (rows["status"] == "ok").sum() == 6
+    assert len(log_lines(compiles)) == 1  # one compile for the three pairs
+    assert "1 compile_failed job (3 processes not run), 6 ok;" in res.stderr
+    table = _summary_lines(rows.to_dict("records"))  # the run's table: one line for the job, naming its processes
+    assert len(table) == 7 and [p for r, p in table if r["status"] == "compile_failed"] == ["1,2,3/3"]
+
+    report = cli.invoke(app, ["report", "--results", str(results)])
+    assert report.exit_code == 0, report.output
+    assert "3 configurations (6 processes run; 1 configuration whose variant failed to compile) from 9 rows" \
+        in report.stdout
+    assert report.stdout.count("compile_failed[^") == 1  # one status cell, one footnote
+    both = compare.compare(rows, rows)
+    assert [c.new.status for c in both.comparisons if c.new is not None].count("compile_failed") == 1
+    assert not both.base_duplicates
+
+    compile_step.forget()  # a rerun is a new process: it remembers no failure
+    again = cli.invoke(app, args)
+    assert again.exit_code == 1 and "6 already done" in again.stderr, again.output
+    assert len(log_lines(compiles)) == 2  # not done: the rerun tried the compile again, once
+    rows = store.load(results)
+    assert (rows["status"] == "compile_failed").sum() == 6 and (rows["status"] == "ok").sum() == 6
+
+
 def test_resume_keys_count_processes_and_tensorrt_versions(tmp_path: Path) -> None:
     from datetime import datetime, timezone
 
