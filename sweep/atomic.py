@@ -2,7 +2,9 @@
 
 A reader, a crash or a kill sees the old file or the new one, never a part. The temporary file is created
 with mode 0666 so the process umask decides the permissions, as for any file `open()` creates (a results
-folder shared between users stays readable); mkstemp's 0600 would not.
+folder shared between users stays readable); mkstemp's 0600 would not. With `replace=False` the finished file
+is published by a hard link instead of a rename, which fails when the name is taken: an existing file is never
+replaced (the row files of sweep.store).
 """
 
 from __future__ import annotations
@@ -43,10 +45,29 @@ def fsync_file(path: Path | str) -> None:
         os.fsync(fh.fileno())
 
 
+def _publish_new(tmp: Path, target: Path) -> None:
+    """Give the finished `tmp` the name `target` unless that name exists (FileExistsError then). A hard link is
+    atomic and never replaces. A filesystem without hard links gets a look, then a rename: only two writers
+    racing for the very same name could then lose one file, and callers pick names no other writer picks."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            raise
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "File exists", str(target)) from None
+        os.rename(tmp, target)
+        return
+    os.unlink(tmp)
+
+
 @contextmanager
-def atomic_file(path: Path | str) -> Iterator[IO[bytes]]:
+def atomic_file(path: Path | str, replace: bool = True) -> Iterator[IO[bytes]]:
     """Write `path` through a binary file object; it appears, complete and durable, only when the block ends
-    without an exception. On an exception the temporary file is removed and `path` is left as it was."""
+    without an exception. On an exception the temporary file is removed and `path` is left as it was.
+    With replace=False an existing `path` is never replaced: FileExistsError, and nothing is written."""
     target = Path(path)
     tmp = temp_name(target)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
@@ -55,7 +76,10 @@ def atomic_file(path: Path | str) -> Iterator[IO[bytes]]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        if replace:
+            os.replace(tmp, target)
+        else:
+            _publish_new(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -224,23 +224,55 @@ def _terminate(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
+def _summary_lines(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
+    """(row, process cell) per line of the run's table: the rows of a job that never launched (its variant failed
+    to compile: one row per planned process, alike) are one line naming their processes."""
+    from sweep.schema import NOT_LAUNCHED
+
+    lines: list[tuple[dict[str, Any], list[int]]] = []
+    together: dict[tuple[str, str], list[int]] = {}
+    for row in rows:
+        if row["status"] in NOT_LAUNCHED and (row["job_key"], row["status"]) in together:
+            together[(row["job_key"], row["status"])].append(row["process"] + 1)
+            continue
+        processes = [row["process"] + 1]
+        if row["status"] in NOT_LAUNCHED:
+            together[(row["job_key"], row["status"])] = processes
+        lines.append((row, processes))
+    return [(row, f"{','.join(map(str, sorted(ps)))}/{row['processes']}") for row, ps in lines]
+
+
+def _counts(summary: Any) -> str:
+    """`6 ok, 1 failed`; rows of jobs that never launched count once per job: `3 compile_failed (1 job)`."""
+    from sweep.schema import NOT_LAUNCHED
+
+    parts = []
+    for status, n in sorted(summary.counts.items()):
+        text = f"{n} {status}"
+        if status in NOT_LAUNCHED:
+            jobs = len({row["job_key"] for row in summary.rows if row["status"] == status})
+            text = f"{jobs} {status} job{'s' if jobs != 1 else ''} ({n} process{'es' if n != 1 else ''} not run)"
+        parts.append(text)
+    return ", ".join(parts)
+
+
 def _print_summary(summary: Any, wall_s: float, results: Path) -> None:
     table = Table(title=f"run {summary.run_id}: {summary.total} job processes in {wall_s:.1f} s",
                   title_justify="left")
     for col in ("runtime", "model", "precision", "amp / trt / mode", "process", "status", "mean ± std (ms)", "p50",
                 "fidelity"):
         table.add_column(col)
-    for row in summary.rows:
+    for row, process in _summary_lines(summary.rows):
         setting = row["amp_dtype"] or "+".join(row["enabled_precisions"] or []) or row["compile_mode"]
         mean, std = row["latency_ms_mean"], row["latency_ms_std"]
         figures = f"{mean:.3f} ± {std:.3f}" if mean is not None else "—"
         p50 = f"{row['latency_ms_p50']:.3f}" if row["latency_ms_p50"] is not None else "—"
         error = row.get("fidelity_error")
         verdict = (row.get("fidelity") or "—") + (f" ({error:.1e})" if error is not None else "")
-        table.add_row(row["runtime"], row["model"], row["model_precision"], setting,
-                      f"{row['process'] + 1}/{row['processes']}", row["status"], figures, p50, verdict)
+        table.add_row(row["runtime"], row["model"], row["model_precision"], setting, process, row["status"],
+                      figures, p50, verdict)
     err.print(table)
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items()))
+    counts = _counts(summary)
     skipped = f", {len(summary.skipped)} already done (use --force to rerun)" if summary.skipped else ""
     elsewhere = f", {len(summary.elsewhere)} done by another sweep meanwhile" if summary.elsewhere else ""
     err.print(f"{counts or 'nothing run'}{skipped}{elsewhere}; rows in {results}/", highlight=False)

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ class Outcome:
     leftovers: list[str] = field(default_factory=list)  # processes still running when the runner ended (killed)
     maxrss_mb: float | None = None  # peak resident memory of the job's largest process
     cpus: list[int] | None = None  # the CPUs the runner was pinned to, as its guard read them back; None: not pinned
+    started_at: datetime | None = None  # when the runner process started (UTC); None: it was never launched
 
 
 def tail(path: Path, chars: int = TAIL_CHARS) -> str:
@@ -242,10 +244,11 @@ def launch(command: list[str], job_doc: dict[str, Any], workdir: Path, timeout_s
     if cpus:
         guard += ["--cpus", ",".join(str(cpu) for cpu in sorted(set(cpus)))]
     full_env = {**os.environ, **(env or {}), MARK: str(os.getpid())}
-    t0 = time.perf_counter()
     timed_out = False
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         with _LOCK:
+            t0 = time.perf_counter()
+            spawned = time.time()  # after any wait for the lock: the start the row reports, unless the guard says
             argv = [*command, "--job", str(job_path), "--out", str(result_path)] if contract else list(command)
             proc = subprocess.Popen([*guard, "--", *argv],
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
@@ -276,7 +279,11 @@ def launch(command: list[str], job_doc: dict[str, Any], workdir: Path, timeout_s
     runner_wall = facts.get("runner_wall_s")  # the runner alone, spawn to exit, as its guard saw it
     if isinstance(runner_wall, (int, float)):
         wall_s = float(runner_wall)
+    runner_started = facts.get("runner_started")  # the runner itself, as its guard started it
+    if isinstance(runner_started, (int, float)) and not isinstance(runner_started, bool):
+        spawned = float(runner_started)
     return Outcome(status=status, reason=reason, result=result, returncode=facts.get("returncode"),
                    wall_s=wall_s, stderr_tail=stderr, leftovers=list(facts.get("leftovers") or []),
                    maxrss_mb=facts.get("maxrss_mb"),
-                   cpus=list(facts["cpus"]) if isinstance(facts.get("cpus"), list) else None)
+                   cpus=list(facts["cpus"]) if isinstance(facts.get("cpus"), list) else None,
+                   started_at=datetime.fromtimestamp(spawned, timezone.utc))

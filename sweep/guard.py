@@ -13,7 +13,8 @@ times, unless a memory limit asks it to look at resident memory twice a second.
 - SIGTERM / SIGINT / SIGHUP: TERM the runner's process group, wait a grace period, KILL, then the rest.
 - It tells the parent how the runner ended in a small JSON status file: the exit status, peak resident
   memory, whether the kernel's OOM killer acted (its counters rose while the runner died of SIGKILL), whether
-  the memory limit was hit, and the processes it had to kill after the runner exited.
+  the memory limit was hit, and the processes it had to kill after the runner exited; and when it started the
+  runner (wall clock, `runner_started`) and for how long it ran (`runner_wall_s`).
 """
 
 from __future__ import annotations
@@ -246,7 +247,7 @@ def main(argv: list[str]) -> int:
     status: dict[str, Any] = {"returncode": None, "subreaper": subreaper, "terminated": False, "oom": False,
                               "memory_limit_mb": limit_mb, "memory_exceeded_mb": None,
                               "leftovers": [], "maxrss_mb": None, "spawn_error": "", "runner_wall_s": None,
-                              "cpus": None}
+                              "runner_started": None, "cpus": None}
     if "parent" in opts and os.getppid() != int(opts["parent"]):
         status["terminated"] = True  # the sweep died before PDEATHSIG was armed
         return _finish(status_path, status, 0)
@@ -263,6 +264,7 @@ def main(argv: list[str]) -> int:
     try:
         try:
             spawned = time.monotonic()
+            status["runner_started"] = time.time()  # the row's started_at: no queue or lock wait in it
             proc = Runner(command)
         except OSError as exc:
             status["spawn_error"] = f"cannot start {command[0]}: {exc.strerror or exc}"

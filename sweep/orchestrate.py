@@ -6,6 +6,12 @@ when an ok row with its job_key, process and machine identity exists (`--force` 
 interleaved across jobs, so drift in clocks, heat or neighbours hits every variant alike. Each pair is
 claimed in the results folder (sweep.locks.Claims) before it starts, so sweeps sharing a folder never run it
 twice, and its row is durable before the claim is released. The parent stays free of torch and pandas.
+
+A pair that cannot launch (its variant failed to compile, TensorRT is missing, the C++ binary did not build) is
+claimed and gets its row like any other, so every pair a sweep reaches has one and sweeps sharing the folder see
+it handled. A compile failure therefore leaves one `compile_failed` row per planned process, alike but for
+`process`; `sweep run`, report and compare count them as one failure of the job (sweep.schema.NOT_LAUNCHED).
+Only ok rows make a pair done, so a rerun tries a failed compile again, once per variant.
 """
 
 from __future__ import annotations
@@ -182,7 +188,7 @@ class Ticket:
     kind: str  # run | compile | reference
     pair: Pair | None = None
     claim: Held | None = None
-    started_at: datetime = field(default_factory=utcnow)
+    handed_at: datetime = field(default_factory=utcnow)  # to the executor: started_at only if the runner's is unknown
     build: compile_step.Build | None = None
     waiting: list[tuple[Pair, Held]] = field(default_factory=list)  # runs to redo once this finishes
 
@@ -396,8 +402,8 @@ class Orchestrator:
         said: list[str] = []  # the last "waiting for another sweep" message, said once
 
         def record(pair: Pair, claim: Held, outcome: execute.Outcome, placed: Placed | None,
-                   started: datetime) -> None:
-            row = self._row(pair, outcome, placed, summary.run_id, started)
+                   handed: datetime | None) -> None:
+            row = self._row(pair, outcome, placed, summary.run_id, handed)
             store.append_row(self.results_dir, row)
             claim.release()
             summary.rows.append(row)
@@ -409,7 +415,7 @@ class Orchestrator:
             blocked = self._blocked(pair.job)
             if blocked is not None:
                 self.on_event("start", pair, None)
-                record(pair, claim, blocked, None, utcnow())
+                record(pair, claim, blocked, None, None)
                 return None
             launch = self._run_launch(pair, session)
             inflight[launch.key] = Ticket("run", pair, claim)
@@ -494,7 +500,7 @@ class Orchestrator:
                 if redo is not None:
                     extra_launches.append(redo)
                     continue
-                record(pair, claim, placed.outcome, placed, ticket.started_at)
+                record(pair, claim, placed.outcome, placed, ticket.handed_at)
 
     def _redo(self, pair: Pair, claim: Held, outcome: execute.Outcome,
               session: Session) -> tuple[Launch, Ticket] | None:
@@ -529,22 +535,30 @@ class Orchestrator:
     # --- rows -----------------------------------------------------------------------------------------
 
     def _row(self, pair: Pair, outcome: execute.Outcome, placed: Placed | None, run_id: str,
-             started: datetime) -> dict[str, Any]:
+             handed: datetime | None) -> dict[str, Any]:
+        """The pair's row. started_at is when its runner process started (the guard's clock, on the node that
+        ran it), so time spent waiting for a free GPU, the CPU, a lock or a Slurm queue is not in it; a launch
+        that came back without that time (a Slurm job that died without a result) says so in extra.started_at
+        and falls back to when it was handed to the executor; a pair that never launched (its variant failed to
+        compile, TensorRT missing) has its row's time. finished_at is when the row was made."""
         job = pair.job
         vkey = self._variant_of.get(job.key, "")
         built = self._variants.get(vkey) if vkey else None
         ref: Reference | None = self.references.known.get(self._reference_of(job))
         result = outcome.result if outcome.status == "ok" else {}
-        extra = result.setdefault("extra", {}) if outcome.status == "ok" else {}
-        if outcome.status == "ok" and built is not None and built.extra:
-            extra["variant"] = built.extra
-        if outcome.status == "ok" and placed is not None and placed.cpus:
-            extra["cpus"] = placed.cpus  # the CPUs the pool pinned the runner to (several GPUs at once)
+        facts: dict[str, Any] = {}  # what the parent knows of the run, kept in the row's extra whatever its status
+        if built is not None and built.extra:
+            facts["variant"] = built.extra
+        if placed is not None and placed.cpus:
+            facts["cpus"] = placed.cpus  # the CPUs the pool pinned the runner to (several GPUs at once)
         if outcome.leftovers:
-            extra["killed_leftover_processes"] = outcome.leftovers[:10]
-            result.setdefault("extra", extra)
+            facts["killed_leftover_processes"] = outcome.leftovers[:10]
         if ref is not None and ref.recomputed:
-            extra["reference_recomputed"] = ref.recomputed
+            facts["reference_recomputed"] = ref.recomputed
+        started = outcome.started_at or handed or utcnow()
+        if placed is not None and outcome.started_at is None:
+            facts["started_at"] = ("unknown: no runner start came back; started_at is when the pair was handed to "
+                                   "the executor")
         errors: dict[str, Any] | None = None
         reason = ""
         if outcome.status == "ok" and placed is not None and placed.followup is not None:
@@ -564,7 +578,7 @@ class Orchestrator:
                         verdict=verdict, process=pair.process, processes=job.processes,
                         gpu_index=placed.gpu_index if placed else None, gpu_uuid=placed.gpu_uuid if placed else "",
                         executor=placed.executor if placed else getattr(self.executor, "name", "local"),
-                        slurm_job_id=placed.slurm_job_id if placed else "")
+                        slurm_job_id=placed.slurm_job_id if placed else "", facts=facts)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from sweep import stats
+from sweep.schema import NOT_LAUNCHED
 
 Row = dict[str, Any]
 OK = "ok"
@@ -135,6 +136,12 @@ def when(row: Mapping[str, Any]) -> float:
 
 def is_ok(row: Mapping[str, Any]) -> bool:
     return bool(row.get("status") == OK)
+
+
+def launched(row: Mapping[str, Any]) -> bool:
+    """Whether the row's process ran (or at least was started): not a pair of a job whose variant failed to
+    compile, whose rows (one per planned process, alike) a job counts as one failure (sweep.schema.NOT_LAUNCHED)."""
+    return row.get("status") not in NOT_LAUNCHED
 
 
 def machine_of(row: Mapping[str, Any]) -> tuple[str, ...]:
@@ -266,6 +273,16 @@ class JobResult:
     @property
     def failed_processes(self) -> list[Row]:
         return [r for r in self.rows if not is_ok(r)]
+
+    @property
+    def launched_rows(self) -> list[Row]:
+        """The latest row of each process that ran: not those of pairs that never launched (NOT_LAUNCHED)."""
+        return [r for r in self.rows if launched(r)]
+
+    @property
+    def not_launched(self) -> bool:
+        """Some process of the job never launched: its variant failed to compile (one failure, however many rows)."""
+        return any(not launched(r) for r in self.rows)
 
     @property
     def p50(self) -> float | None:

@@ -65,8 +65,12 @@ def make_row(job: Job, outcome: Outcome, *, run_id: str, machine: MachineFacts, 
              variant_key: str = "", compile_s: float | None = None, variant_rebuilt: bool = False,
              verdict: Mapping[str, Any] | None = None, process: int = 0, processes: int | None = None,
              gpu_index: int | None = None, gpu_uuid: str = "", executor: str = "local",
-             slurm_job_id: str = "") -> dict[str, Any]:
+             slurm_job_id: str = "", facts: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One result row: identity, status, raw samples and the statistics derived from them in one place.
+
+    `extra` holds the runner's own facts (ok rows only: a failed runner's result is not trusted) and, in every
+    row whatever its status, `facts`: what the parent knows of the run (the CPUs it pinned the runner to, the
+    variant's build facts, leftovers it killed), which win over a runner's fact of the same name.
 
     `errors` are the fidelity figures measured outside the runner (C++ rows: `python -m runners.fidelity`);
     result.json's own `fidelity` object wins when present. `verdict` holds the VERDICT_COLUMNS the caller
@@ -89,6 +93,7 @@ def make_row(job: Job, outcome: Outcome, *, run_id: str, machine: MachineFacts, 
     for name in OWN_COLUMNS:
         extra.pop(name, None)
     parent_note = extra.pop("fidelity", None)  # the orchestrator's "could not compare" reason (pre-v2 path)
+    extra.update(facts or {})
     runner_fidelity = result.get("fidelity")
     measured: Mapping[str, Any] = runner_fidelity if isinstance(runner_fidelity, Mapping) else errors or {}
     figures = {name: _number(measured.get(name)) for name in ERROR_FIGURES}

@@ -105,12 +105,20 @@ SCHEMA = pa.schema(
         ("python_version", _S),
         ("telemetry", TELEMETRY),  # NVML before/after the timed loop
         ("extra", _S),  # JSON: runtime-specific facts only (the one JSON text column)
+        # the runner process's start, no queue or lock wait in it (sweep.orchestrate Orchestrator._row); rows of
+        # sweeps before this was so hold when the pair was handed to the executor
         ("started_at", pa.timestamp("us", tz="UTC")),
-        ("finished_at", pa.timestamp("us", tz="UTC")),
+        ("finished_at", pa.timestamp("us", tz="UTC")),  # when the row was made
     ],
     metadata={VERSION_KEY: str(SCHEMA_VERSION).encode()},
 )
 
+# Statuses of rows whose pair never launched: the job's variant failed to compile. The sweep writes such a row for
+# each planned process it reaches, as for any pair (every claimed pair gets its row before its claim goes, so
+# sweeps sharing a folder see it handled); the rows are alike but for `process` and tell of ONE failure, which
+# report and `sweep run` count once per job, never as processes that ran. Resume does not count them as done
+# (only ok rows are), so a rerun tries the compile again, once per variant, and a fixed build then runs the job.
+NOT_LAUNCHED = ("compile_failed",)
 COLUMNS = tuple(SCHEMA.names)
 REQUIRED = ("schema_version", "job_key", "process", "run_id", "runtime", "status", "started_at")
 JSON_COLUMNS = ("extra",)  # the only columns holding JSON text

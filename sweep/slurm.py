@@ -1,4 +1,11 @@
-"""Slurm executor: each launch of a sweep runs as one Slurm job (array task) via submitit; deaths read from sacct."""
+"""Slurm executor: each launch of a sweep runs as one Slurm job (array task) via submitit; deaths read from sacct.
+
+A row's started_at is when its runner started on the node (the node's clock; the guard there reports it), so
+the time a job waited in Slurm's queue is not in it. A job that died without a result (scancel, time limit,
+node failure) has no runner start to report: its row takes the Slurm job's Start from sacct (queue time still
+left out), and when sacct has none either (it never started), when the pair was handed to Slurm, which the
+row's extra.started_at then says.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ import subprocess
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -96,16 +104,19 @@ def on_node(launch: Launch, time_min: int, signal_s: int) -> Placed:
     signal.signal(signal.SIGTERM, on_term)
     limit = (f"Slurm time limit ({time_min} min): USR2 came {signal_s} s before it, on {os.uname().nodename}; "
              "the runner's process group was killed")
+    begun = datetime.now(timezone.utc)  # out of the queue, on the node: the runner starts a moment later
     try:
         placed = run_here(launch, executor="slurm")
     except _SlurmTimeLimit:
-        placed = Placed(outcome=execute.Outcome(status="timeout", reason=limit), hostname=os.uname().nodename)
+        placed = Placed(outcome=execute.Outcome(status="timeout", reason=limit, started_at=begun),
+                        hostname=os.uname().nodename)
     except _SlurmTerminated:
         os._exit(128 + signal.SIGTERM)  # no result on purpose: sacct says CANCELLED or TIMEOUT
     if "TERM" in got:
         os._exit(128 + signal.SIGTERM)
     if "USR2" in got and placed.outcome.status != "ok":  # the runner died of the USR2 before our handler ran
-        placed.outcome = execute.Outcome(status="timeout", reason=limit, wall_s=placed.outcome.wall_s)
+        placed.outcome = execute.Outcome(status="timeout", reason=limit, wall_s=placed.outcome.wall_s,
+                                         started_at=placed.outcome.started_at or begun)
     placed.executor = "slurm"
     placed.slurm_job_id = _node_job_id()
     return placed
@@ -116,6 +127,15 @@ def probe(device: str) -> Any:
     from sweep.orchestrate import Machine
 
     return Machine.of(device)
+
+
+def sacct_time(text: str | None) -> datetime | None:
+    """sacct's Start ("2026-11-29T22:40:13", this host's local time, as sacct prints it here) in UTC; None for
+    a job that never started ("Unknown", "None") or a format this does not read (SLURM_TIME_FORMAT set)."""
+    try:
+        return datetime.strptime(text or "", "%Y-%m-%dT%H:%M:%S").astimezone(timezone.utc)
+    except ValueError:
+        return None
 
 
 def _run(command: list[str]) -> str:
@@ -307,7 +327,7 @@ class SlurmExecutor:
             yield flight.launch, self._from_sacct(jid, flight, info)
 
     def _states(self, job_ids: list[str]) -> dict[str, dict[str, str]]:
-        """sacct's view (State, ExitCode, Elapsed, Timelimit, NodeList) by job id. squeue answers for the jobs
+        """sacct's view (State, ExitCode, Elapsed, Timelimit, NodeList, Start) by job id. squeue answers for the jobs
         sacct does not list (no accounting, or slurmdbd lagging): live ones, or "GONE" when it no longer lists
         them. A job neither could answer for is left out: it is waited for, within the deadline."""
         from submitit.slurm.slurm import SlurmInfoWatcher
@@ -315,7 +335,8 @@ class SlurmExecutor:
         mains = sorted({j.split("_")[0] for j in job_ids})
         info: dict[str, dict[str, str]] = {}
         try:
-            out = _run(["sacct", "-X", "--parsable2", "-o", "JobID,State,ExitCode,Elapsed,Timelimit,NodeList",
+            out = _run(["sacct", "-X", "--parsable2", "-o",
+                        "JobID,State,ExitCode,Elapsed,Timelimit,NodeList,Start",
                         "-j", ",".join(mains)])
             info = SlurmInfoWatcher().read_info(out)
         except (subprocess.SubprocessError, OSError):
@@ -370,7 +391,7 @@ class SlurmExecutor:
         if said:  # Slurm's own words from the job's log, e.g. "*** JOB 6 ON node CANCELLED AT ... ***"
             reason += ": " + " | ".join(said[-2:])
         node = info.get("NodeList", "")
-        return Placed(outcome=execute.Outcome(status=status, reason=reason),
+        return Placed(outcome=execute.Outcome(status=status, reason=reason, started_at=sacct_time(info.get("Start"))),
                       hostname="" if node in ("None assigned", "") else node, executor="slurm", slurm_job_id=jid)
 
     def _abandon(self, why: str) -> Iterator[tuple[Launch, Placed]]:
@@ -381,7 +402,8 @@ class SlurmExecutor:
             flight = self._flights.pop(jid)
             state = states.get(jid, {}).get("State", "UNKNOWN")
             yield flight.launch, Placed(outcome=execute.Outcome(status="timeout", reason=(
-                f"{why} while Slurm job {jid} was {state}; scancelled")), executor="slurm", slurm_job_id=jid)
+                f"{why} while Slurm job {jid} was {state}; scancelled"),
+                started_at=sacct_time(states.get(jid, {}).get("Start"))), executor="slurm", slurm_job_id=jid)
 
     def _scancel(self, job_ids: list[str]) -> None:
         if job_ids:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,11 @@ __all__ = ["COLUMNS", "RESUME_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "BadFile", "
 RESUME_COLUMNS = ("job_key", "process", "status", "device_name", "torch_version", "torch_tensorrt_version",
                   "tensorrt_version", "runtime")
 T = TypeVar("T")
+# Row file names: the whole job key (bounded, for synthetic keys), a random suffix, nothing but [A-Za-z0-9_.-].
+KEY_CHARS = 64
+UNIQUE_CHARS = 8
+NAME_TRIES = 8
+SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 LISTED_BAD = 8  # bad files named in the one-line error; the rest are counted
 WHY_CHARS = 120
 
@@ -62,15 +69,37 @@ def _table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(data, schema=SCHEMA)
 
 
+def _suffix() -> str:
+    return uuid.uuid4().hex[:UNIQUE_CHARS]
+
+
+def row_name(row: Mapping[str, Any], unique: str) -> str:
+    """A row file's name: run, start to the second, the whole job key, process and `unique` (a random suffix).
+
+    Only for people listing the folder: readers take every `*.parquet` under it and never parse names, so the
+    shorter names of older rows (16 characters of the key, no suffix) read the same.
+    """
+    stamp = str(row.get("started_at") or "").replace(":", "").replace(" ", "T").replace("+0000", "")
+    key = SAFE_NAME.sub("_", str(row["job_key"]))[:KEY_CHARS]
+    return f"row-{SAFE_NAME.sub('_', str(row['run_id']))}-{stamp[:17]}-{key}-p{row['process']}-{unique}.parquet"
+
+
 def append_row(results_dir: Path, row: Mapping[str, Any]) -> Path:
-    """Write one row as its own Parquet file, durably and with page checksums, before the sweep moves on."""
+    """Write one row as its own Parquet file, durably and with page checksums, before the sweep moves on.
+
+    The file gets a name no other row has: a random suffix, and a publish that fails rather than replace an
+    existing file (then another suffix is drawn), so two rows never overwrite each other."""
     results_dir.mkdir(parents=True, exist_ok=True)
     table = _table([row])
-    stamp = str(row.get("started_at") or "").replace(":", "").replace(" ", "T").replace("+0000", "")
-    final = results_dir / f"row-{row['run_id']}-{stamp[:17]}-{row['job_key'][:16]}-p{row['process']}.parquet"
-    with atomic.atomic_file(final) as fh:  # mode 0666 less the umask, like any file the user writes
-        pq.write_table(table, fh, write_page_checksum=True)
-    return final
+    for _ in range(NAME_TRIES):
+        final = results_dir / row_name(row, _suffix())
+        try:
+            with atomic.atomic_file(final, replace=False) as fh:  # mode 0666 less the umask, like any user file
+                pq.write_table(table, fh, write_page_checksum=True)
+        except FileExistsError:
+            continue
+        return final
+    raise FileExistsError(f"{results_dir}: no free row file name after {NAME_TRIES} tries")
 
 
 # ---------------------------------------------------------------- reading

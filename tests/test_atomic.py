@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -68,3 +69,31 @@ def test_no_hand_made_atomic_writes_left() -> None:
             if "os.fsync(" in text or ".tmp\")" in text or "with_suffix(\".tmp\")" in text:
                 offenders.append(str(source.relative_to(PROJECT_ROOT)))
     assert not offenders
+
+
+def test_without_replace_an_existing_file_is_kept_and_nothing_is_left(tmp_path: Path) -> None:
+    target = tmp_path / "row.parquet"
+    target.write_text("first")
+    with pytest.raises(FileExistsError), atomic.atomic_file(target, replace=False) as fh:
+        fh.write(b"second")
+    assert target.read_text() == "first"
+    assert sorted(os.listdir(tmp_path)) == ["row.parquet"]
+    with atomic.atomic_file(tmp_path / "new.parquet", replace=False) as fh:
+        fh.write(b"new")
+    assert (tmp_path / "new.parquet").read_bytes() == b"new"
+    assert sorted(os.listdir(tmp_path)) == ["new.parquet", "row.parquet"]
+
+
+def test_without_hard_links_an_existing_file_is_still_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(src: object, dst: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(atomic.os, "link", no_links)
+    target = tmp_path / "row.parquet"
+    target.write_text("first")
+    with pytest.raises(FileExistsError), atomic.atomic_file(target, replace=False) as fh:
+        fh.write(b"second")
+    assert target.read_text() == "first"
+    with atomic.atomic_file(tmp_path / "new.parquet", replace=False) as fh:
+        fh.write(b"new")
+    assert sorted(os.listdir(tmp_path)) == ["new.parquet", "row.parquet"]

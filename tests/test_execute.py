@@ -105,3 +105,23 @@ def test_oom_and_memory_limit_reasons() -> None:
     _, reason, _ = execute.classify(-9, False, 10, Path("/nonexistent"), "", 3,
                                     {"memory_exceeded_mb": 1536.0, "memory_limit_mb": 1024.0})
     assert reason.startswith("memory_limit_gb 1 exceeded: the job's processes held 1.50 GB resident")
+
+
+def test_started_at_is_the_runner_start_after_any_wait_for_the_spawn_lock(tmp_path: Path) -> None:
+    """A launch that waits for the lock (another worker spawning, orphans being reaped) reports when its
+    runner started, after the wait, not when it was asked for."""
+    import threading
+    from datetime import datetime, timezone
+
+    got: list[execute.Outcome] = []
+    with execute._LOCK:
+        asked = datetime.now(timezone.utc)
+        worker = threading.Thread(target=lambda: got.append(launch("ok", tmp_path)))
+        worker.start()
+        time.sleep(1.0)
+        released = datetime.now(timezone.utc)
+    worker.join(60)
+    [outcome] = got
+    assert outcome.status == "ok" and outcome.started_at is not None
+    assert outcome.started_at >= released > asked
+    assert outcome.started_at <= datetime.now(timezone.utc)

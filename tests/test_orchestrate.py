@@ -108,6 +108,47 @@ def test_processes_run_interleaved_each_writes_its_row_and_resume_counts_pairs(w
     assert not (tmp_path / "a" / ".work").exists() and not (tmp_path / "r" / ".claims").exists()
 
 
+def test_a_compile_failure_is_a_row_per_pair_counted_once_and_retried_by_a_rerun(write_matrix, cli,
+                                                                                 tmp_path: Path) -> None:
+    """Every pair of a job whose variant fails to compile gets its row (claims, resume and other sweeps see each
+    pair handled), the compile runs once for them all, and `sweep run`, report and compare count one failure.
+    Resume keeps treating compile_failed as not done: a rerun tries the compile again (once) and nothing else."""
+    from sweep import compare
+    from sweep.cli import _summary_lines
+
+    compiles = tmp_path / "compiles.jsonl"
+    path = write_matrix(matrix_text(processes=3, compile="fail", compile_log=str(compiles)))
+    results = tmp_path / "r"
+    args = ["run", str(path), "--results", str(results), "--artifacts", str(tmp_path / "a")]
+    res = cli.invoke(app, args)
+    assert res.exit_code == 1, res.output
+    rows = store.load(results)
+    failed = rows[rows["status"] == "compile_failed"]
+    assert sorted(failed["process"]) == [0, 1, 2] and set(failed["runtime"]) == {"fixture-compiled"}
+    assert failed["reason"].str.contains("FixtureCompileError").all() and len(set(failed["reason"])) == 1
+    assert (rows["status"] == "ok").sum() == 6
+    assert len(log_lines(compiles)) == 1  # one compile for the three pairs
+    assert "1 compile_failed job (3 processes not run), 6 ok;" in res.stderr
+    table = _summary_lines(rows.to_dict("records"))  # the run's table: one line for the job, naming its processes
+    assert len(table) == 7 and [p for r, p in table if r["status"] == "compile_failed"] == ["1,2,3/3"]
+
+    report = cli.invoke(app, ["report", "--results", str(results)])
+    assert report.exit_code == 0, report.output
+    assert "3 configurations (6 processes run; 1 configuration whose variant failed to compile) from 9 rows" \
+        in report.stdout
+    assert report.stdout.count("compile_failed[^") == 1  # one status cell, one footnote
+    both = compare.compare(rows, rows)
+    assert [c.new.status for c in both.comparisons if c.new is not None].count("compile_failed") == 1
+    assert not both.base_duplicates
+
+    compile_step.forget()  # a rerun is a new process: it remembers no failure
+    again = cli.invoke(app, args)
+    assert again.exit_code == 1 and "6 already done" in again.stderr, again.output
+    assert len(log_lines(compiles)) == 2  # not done: the rerun tried the compile again, once
+    rows = store.load(results)
+    assert (rows["status"] == "compile_failed").sum() == 6 and (rows["status"] == "ok").sum() == 6
+
+
 def test_resume_keys_count_processes_and_tensorrt_versions(tmp_path: Path) -> None:
     from datetime import datetime, timezone
 
@@ -171,6 +212,45 @@ def test_two_sweeps_of_one_matrix_into_one_folder_run_every_pair_once(write_matr
     assert statuses.count("failed") == 3 and statuses.count("ok") == 9
 
 
+def test_started_at_is_when_the_runner_started_not_when_the_pair_was_queued(write_matrix, tmp_path: Path) -> None:
+    """CPU pairs run one at a time; each was handed to the pool while the one before still ran. Its started_at
+    is its runner's start (after the one before ended), and finished_at stays after its end."""
+    log = tmp_path / "log.jsonl"
+    path = write_matrix(matrix_text(processes=2, log=str(log), sleep_ms=150))
+    rows = _run_matrix(path, tmp_path)
+    ran = {(line["job_key"], line["process"]): line for line in runs(log)}
+    assert len(rows) == len(ran) == 6 and all(r["status"] == "ok" for r in rows)
+    by_start = sorted(rows, key=lambda r: r["started_at"])
+    for before, row in zip(by_start, by_start[1:], strict=False):
+        assert row["started_at"].timestamp() >= ran[(before["job_key"], before["process"])]["end"]
+    for row in rows:
+        line = ran[(row["job_key"], row["process"])]
+        assert row["started_at"].timestamp() <= line["start"] < row["started_at"].timestamp() + 30
+        assert row["finished_at"].timestamp() >= line["end"]
+        assert "started_at" not in json.loads(row["extra"])  # known: no note
+
+
+def test_a_launch_whose_runner_start_never_came_back_says_so(write_matrix, tmp_path: Path) -> None:
+    """A Slurm job that died without a result and that sacct never saw start: started_at falls back to when the
+    pair was handed over, and extra.started_at says that is what it is."""
+    from datetime import datetime, timezone
+
+    from sweep.execute import Outcome
+    from sweep.executor import Placed
+    from sweep.orchestrate import Pair
+
+    job = load(write_matrix(matrix_text(processes=1))).jobs[0]
+    handed = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
+    orch = Orchestrator(tmp_path / "r", tmp_path / "a")
+    lost = Placed(outcome=Outcome(status="failed", reason="Slurm job 5 left the queue"), executor="slurm",
+                  slurm_job_id="5")
+    row = orch._row(Pair(job, 0), lost.outcome, lost, "run", handed)
+    assert row["started_at"] == handed and "handed to the executor" in json.loads(row["extra"])["started_at"]
+    ran = Placed(outcome=Outcome(status="failed", reason="x", started_at=handed.replace(hour=9)))
+    row = orch._row(Pair(job, 0), ran.outcome, ran, "run", handed)
+    assert row["started_at"] == handed.replace(hour=9) and "started_at" not in json.loads(row["extra"])
+
+
 def test_a_second_sweep_on_a_busy_device_waits_or_refuses(write_matrix, cli, tmp_path: Path) -> None:
     path = write_matrix(matrix_text(processes=1))
     args = ["run", str(path), "--results", str(tmp_path / "r"), "--artifacts", str(tmp_path / "a")]
@@ -197,6 +277,8 @@ def test_a_second_sweep_on_a_busy_device_waits_or_refuses(write_matrix, cli, tmp
     rows = Orchestrator(tmp_path / "r", tmp_path / "a", executor=executor, on_message=on_message).run(load(path)).rows
     holder.wait(timeout=30)
     assert rows and all(r["status"] == "ok" for r in rows)
+    released = release.stat().st_mtime
+    assert all(r["started_at"].timestamp() >= released for r in rows)  # the wait for the CPU is not in a row
     assert messages[0].startswith("waiting for the CPU: in use by sweep pid")
     assert messages[1].startswith("got the CPU after")
 

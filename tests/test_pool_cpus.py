@@ -192,3 +192,48 @@ def test_one_gpu_leaves_the_affinity_and_threads_alone(write_matrix, tmp_path: P
     assert lines and all(line["cpus"] == ALLOWED and line["child_cpus"] == ALLOWED for line in lines)
     assert all(line["threads_env"] == {"OMP_NUM_THREADS": None, "MKL_NUM_THREADS": None} for line in lines)
     assert len(rows) == 4 and all("cpus" not in json.loads(r["extra"]) for r in rows)
+
+
+@pytest.mark.skipif(len(ALLOWED) < 2, reason="two GPU workers need two CPUs to own one each")
+def test_rows_that_did_not_end_ok_keep_what_the_parent_knows(write_matrix, tmp_path: Path) -> None:
+    """A crash, a timeout and an unsupported answer, on two fake GPUs with CPUs of their own: each row still says
+    which CPUs its runner was pinned to, and the compiled job's row keeps its variant's facts."""
+    def model(mode: str) -> str:
+        return f'{{factory: "fixture_models:model", input_shape: [2, 8], options: {{mode: {mode}}}}}'
+
+    path = write_matrix(f"""
+        name: faults
+        device: cuda
+        measure: {{warmup: 1, iters: 3, processes: 1, timeout_s: 60}}
+        jobs:
+          - {{runtime: fixture, model: {model("crash")}}}
+          - {{runtime: fixture-compiled, model: {model("crash")}}}
+          - {{runtime: fixture, model: {model("unsupported")}}}
+          - {{runtime: fixture, model: {model("hang")}, measure: {{timeout_s: 2}}}}
+    """, name="faults.yaml")
+    results = tmp_path / "faults-r"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SWEEP_LOCK_DIR": str(tmp_path / "locks"),
+           "SWEEP_FAKE_GPUS": "GPU-fake-0,GPU-fake-1"}
+    done = subprocess.run([sys.executable, str(DRIVER), "run", str(path), "--results", str(results), "--artifacts",
+                           str(tmp_path / "faults-a"), "--gpus", "all"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1, done.stderr  # failures are rows, and the exit status says so
+    rows = {(r["runtime"], json.loads(r["extra"]).get("variant") is not None, r["status"]): r
+            for r in store.load(results).to_dict("records")}
+    assert set(rows) == {("fixture", False, "failed"), ("fixture-compiled", True, "failed"),
+                         ("fixture", False, "unsupported"), ("fixture", False, "timeout")}, done.stderr
+    by_gpu: dict[str, set[str]] = {}
+    for row in rows.values():
+        extra = json.loads(row["extra"])
+        cpus = {cpu for part in extra["cpus"].split(",") for cpu in _cpu_range(part)}
+        assert cpus and cpus < set(ALLOWED), row["status"]  # pinned to a GPU's share, not the sweep's CPUs
+        by_gpu.setdefault(row["gpu_uuid"], set()).add(extra["cpus"])
+        assert "runner_fact" not in extra  # a runner that did not end ok is not trusted for its own facts
+    assert all(len(sets) == 1 for sets in by_gpu.values())  # each GPU's own set
+    assert json.loads(rows[("fixture-compiled", True, "failed")]["extra"])["variant"] == {
+        "fixture_backend": "torchscript"}
+
+
+def _cpu_range(part: str) -> range:
+    low, _, high = part.partition("-")
+    return range(int(low), int(high or low) + 1)

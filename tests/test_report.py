@@ -573,6 +573,23 @@ def test_failed_process_and_compile_time(tmp_path: Path) -> None:
     assert column_cell(out, "python-inductor", "p50 (ms)") == "8.100"  # median of the two ok processes
 
 
+def test_a_compile_failure_counts_once_however_many_processes_it_stopped(tmp_path: Path) -> None:
+    """A job's variant failed to compile: one row per planned process (sweep.schema.NOT_LAUNCHED), one failure.
+    A job whose earlier run went ok for one process and whose rerun's compile then failed: one footnote."""
+    why = "compile failed: FixtureCompileError"
+    stopped = [make_row("python-aoti", process=i, processes=3, status="compile_failed", reason=why, started=5 + i,
+                        variant_key="v1", samples_ms=[]) for i in range(3)]
+    partly = processes(3, [8.0, 8.1, 8.2], runtime="python-inductor", amp_dtype="", compile_mode="default")
+    for i in (1, 2):
+        partly[i] = dict(partly[i], status="compile_failed", reason=why, samples_ms=[])
+    out = report.render(load_rows(tmp_path, processes(3) + stopped + partly))
+    assert "3 configurations (4 processes run; 2 configurations whose variant failed to compile) from 9 rows" in out
+    assert column_cell(out, "python-aoti", "processes") == "0 of 3"
+    assert column_cell(out, "python-aoti", "status") == f"compile_failed{footnote(out, why)}"
+    cell = column_cell(out, "python-inductor", "processes")
+    assert cell == f"1 of 3{footnote(out, 'processes 1, 2: compile_failed: ' + why)}"
+
+
 def test_duplicate_rows_are_named(tmp_path: Path) -> None:
     rows = eager([10.0, 10.1, 10.2]) + [dict(eager([30.0])[0], run_id="run-b", started_at=T0 + timedelta(hours=1))]
     out = report.render(load_rows(tmp_path, rows))

@@ -8,12 +8,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from sweep.executor import Launch, Placed
-from sweep.slurm import SlurmExecutor, SlurmOptions
+from sweep.slurm import SlurmExecutor, SlurmOptions, sacct_time
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULT = Path(__file__).parent / "fixtures" / "fault_runner.py"
@@ -90,6 +91,11 @@ def test_ok_and_crash_come_back_with_their_slurm_job(tmp_path: Path) -> None:
     for placed in got.values():
         assert placed.executor == "slurm" and placed.slurm_job_id in ids and placed.hostname
     assert [final_state(jid) for jid in sorted(ids)] == ["COMPLETED"] * 2  # the workers ended cleanly, crash or not
+    # CPU launches take the whole node: the second waited in the queue for the first; its started_at is when its
+    # runner started on the node, after the first ended, not when it was submitted.
+    first, second = sorted(got.values(), key=lambda placed: str(placed.outcome.started_at))  # UTC: sorts as text
+    assert first.outcome.started_at is not None and second.outcome.started_at is not None
+    assert second.outcome.started_at >= first.outcome.started_at + timedelta(seconds=first.outcome.wall_s)
 
 
 def test_scancel_becomes_a_failed_row_from_sacct(tmp_path: Path) -> None:
@@ -109,6 +115,8 @@ def test_scancel_becomes_a_failed_row_from_sacct(tmp_path: Path) -> None:
     killer.join(5)
     assert got.outcome.status == "failed"
     assert "CANCELLED" in got.outcome.reason and "scancel" in got.outcome.reason
+    # no result came back: the start is sacct's (the job's start on the node), not the submission
+    assert got.outcome.started_at is not None and got.outcome.started_at <= datetime.now(timezone.utc)
     assert got.slurm_job_id == ex.submitted[0][0]
     assert not runner_alive(tmp_path / "hang")
 
@@ -233,3 +241,9 @@ def test_the_compile_step_runs_on_the_cluster_too(cli, write_matrix, tmp_path: P
     # there), the AOTInductor compile, the fp32 reference, the run
     assert len([p for p in (tmp_path / "artifacts" / "slurm").iterdir() if p.is_dir()]) == 4
     assert (tmp_path / "artifacts" / rows["variant_key"][0]).is_dir()
+
+
+def test_sacct_start_is_read_as_this_hosts_local_time() -> None:
+    local = datetime(2026, 11, 29, 22, 40, 13).astimezone()  # what sacct prints here is local time
+    assert sacct_time("2026-11-29T22:40:13") == local.astimezone(timezone.utc)
+    assert sacct_time("Unknown") is None and sacct_time("None") is None and sacct_time(None) is None

@@ -305,3 +305,39 @@ def test_resume_reads_v1_and_v2_without_pandas_or_torch(tmp_path: Path) -> None:
     assert "pandas" not in modules and "torch" not in modules
     rows = {(r["job_key"], r["process"]) for r in store.resume_rows(folder)}
     assert ("a" * 20, 1) in rows and len(rows) == 3 and all(p in (0, 1) for _, p in rows)
+
+
+# ---------------------------------------------------------------- row file names
+
+
+def test_rows_that_shared_a_file_name_before_are_all_kept(tmp_path: Path) -> None:
+    """One run, one second, keys alike in their first 16 characters, one process: the old name
+    (`row-<run>-<second>-<key[:16]>-p<process>`) was the same for all three, so the last replaced the others."""
+    keys = ["0123456789abcdef" + tail for tail in ("aaaa", "bbbb", "bbbb")]  # the last two rows: one key, twice
+    paths = [store.append_row(tmp_path, _row(key, latency_ms_mean=float(i))) for i, key in enumerate(keys)]
+    assert len(set(paths)) == 3 and all(p.is_file() for p in paths)
+    assert all(keys[0] in paths[0].name and keys[1] in p.name for p in paths[1:])  # the whole key is in the name
+    df = store.load(tmp_path)
+    assert sorted(df["latency_ms_mean"]) == [0.0, 1.0, 2.0]
+    assert sorted(r["job_key"] for r in store.resume_rows(tmp_path)) == sorted(keys)
+
+
+def test_a_row_never_replaces_an_existing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even when the random suffix repeats, the second row gets another name and the first file is untouched."""
+    draws = iter(["same", "same", "other"])
+    monkeypatch.setattr(store, "_suffix", lambda: next(draws))
+    first = store.append_row(tmp_path, _row("k" * 20, latency_ms_mean=1.0))
+    before = first.read_bytes()
+    second = store.append_row(tmp_path, _row("k" * 20, latency_ms_mean=2.0))
+    assert second != first and first.read_bytes() == before
+    assert sorted(store.load(tmp_path)["latency_ms_mean"]) == [1.0, 2.0]
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind by the refused publish
+
+
+def test_committed_rows_with_older_names_still_read(tmp_path: Path) -> None:
+    """Readers never parse names: the committed files (16-character keys, no suffix) load beside new ones."""
+    old = store.row_files(H200)
+    for path in old:
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    store.append_row(tmp_path, _row("n" * 20))
+    assert len(store.load(tmp_path)) == len(old) + 1

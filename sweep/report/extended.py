@@ -59,9 +59,12 @@ def processes_cell(job: JobResult, notes: Footnotes) -> str:
         return f"0 of {job.planned}"
     if done >= job.planned:
         return str(done)
-    failed = job.failed_processes
-    mark = "".join(dict.fromkeys(notes.mark(f"process {r['process']}: {r['status']}: {r['reason']}") for r in failed))
-    missing = job.planned - done - len(failed)
+    alike: dict[tuple[str, str], list[int]] = {}  # one footnote per failure, naming the processes it ended
+    for r in job.failed_processes:
+        alike.setdefault((r["status"], r["reason"]), []).append(r["process"])
+    mark = "".join(notes.mark(f"process{'es' if len(ps) > 1 else ''} {', '.join(map(str, ps))}: {status}: {reason}")
+                   for (status, reason), ps in alike.items())
+    missing = job.planned - done - len(job.failed_processes)
     mark += notes.mark(f"{missing} of {job.planned} processes not run yet (resume the sweep)") if missing > 0 else ""
     return f"{done} of {job.planned}{mark}"
 

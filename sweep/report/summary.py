@@ -207,13 +207,16 @@ def header(all_rows: list[Row], machines: dict[tuple[str, ...], list[JobResult]]
         facts += [f"host {', '.join(hosts)}"] if hosts else []
         first, last = _date(raw[0]["started_at"]), _date(raw[-1]["started_at"])
         dates = first if first == last else f"{first} to {last}"
-        processes = sum(len(j.rows) for j in jobs)
+        processes = sum(len(j.launched_rows) for j in jobs)
+        uncompiled = sum(1 for j in jobs if j.not_launched)  # once per job, whatever its rows per process
+        failed = f"; {plural(uncompiled, 'configuration')} whose variant failed to compile" if uncompiled else ""
         lines.append(
             f"- **{machine_title(key)}**"
             + "".join(f" · {f}" for f in facts)
             + f": matrix {_code_list(unique([r['matrix'] for r in raw])) or '?'};"
             + f" runs {_code_list(unique([r['run_id'] for r in raw])) or '?'}; {dates};"
-            + f" {plural(len(jobs), 'configuration')} ({plural(processes, 'process')}) from {plural(len(raw), 'row')}."
+            + f" {plural(len(jobs), 'configuration')} ({plural(processes, 'process')} run{failed})"
+            + f" from {plural(len(raw), 'row')}."
         )
     return lines
 
