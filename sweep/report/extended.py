@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+from sweep.host import BUSY_CPUS, SLOWED
 from sweep.report.calibration import Peak
 from sweep.report.format import (
     DASH,
@@ -26,7 +27,6 @@ from sweep.report.format import (
     table_block,
 )
 from sweep.report.seed import fidelity_cell
-from sweep.host import BUSY_CPUS, SLOWED
 from sweep.results import OK, JobResult, groups, number, runtime_rank
 from sweep.stats import LAUNCH_BOUND_BUSY
 
@@ -162,10 +162,10 @@ def host_note(jobs: Sequence[JobResult]) -> str:
     return (
         "host slowed: of a job's processes whose rows record it, how many ran on a slowed host core: the slower "
         "of their two CPU canaries (a fixed pure-Python loop, best of 5, timed just before and just after the "
-        f"timed loop) read above {SLOWED:g}× this machine's best canary in these rows{where}. The core under a virtual CPU "
-        "can be slowed from outside the VM with nothing in the guest to show it, and a launch-bound forward slows "
-        "with it. It is an indicator: a flagged process may have run fast; CUDA-graph rows are barely affected, "
-        "the host being out of their timed loop. busy host: how many processes had more than "
+        f"timed loop) read above {SLOWED:g}× this machine's best canary in these rows{where}. The core under a "
+        "virtual CPU can be slowed from outside the VM with nothing in the guest to show it, and a launch-bound "
+        "forward slows with it. It is an indicator: a flagged process may have run fast; CUDA-graph rows are "
+        "barely affected, the host being out of their timed loop. busy host: how many processes had more than "
         f"{BUSY_CPUS:g} CPU's worth of other work on the machine during their timed loop, i.e. were measured "
         "beside other work. Empty: not recorded (older rows, C++ runners). Neither drops a process: p50, its "
         "range and the CVs keep them all."
