@@ -17,6 +17,10 @@ SLOWED = 1.3
 # A process ran on a busy host when more than this many CPUs' worth of other work ran on the machine during its
 # timed loop (extra.host.other_cpus_busy): the sweep was measured beside other work.
 BUSY_CPUS = 1.0
+# other_cpus_busy comes from /proc/stat, which counts in ticks of 10 ms per CPU: over a loop of a few ms one tick
+# reads as several CPUs' worth (a 5 ms CPU loop read 3.6 on an idle 2-core machine). Below this loop length the
+# figure is unknown; at 0.5 s a tick is 0.02 CPU.
+BUSY_MIN_LOOP_S = 0.5
 
 
 class Count(NamedTuple):
@@ -56,7 +60,10 @@ def canaries(host: Mapping[str, Any]) -> list[float]:
 
 
 def other_cpus_busy(host: Mapping[str, Any]) -> float | None:
-    return _finite(host.get("other_cpus_busy"))
+    """Other work on the machine during the loop, in CPUs; None when not recorded or the loop was too short
+    (BUSY_MIN_LOOP_S) for /proc/stat's ticks to tell."""
+    loop = _finite(host.get("loop_s"))
+    return _finite(host.get("other_cpus_busy")) if loop is not None and loop >= BUSY_MIN_LOOP_S else None
 
 
 def reference(readings: Iterable[float]) -> float | None:

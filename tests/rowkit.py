@@ -92,10 +92,10 @@ def make_row(runtime: str = "python-eager", *, started: float = 0, **fields: Any
     return row
 
 
-def host_extra(canary_ms: tuple[float, float], other_cpus_busy: float = 0.02) -> str:
+def host_extra(canary_ms: tuple[float, float], other_cpus_busy: float = 0.02, loop_s: float = 1.52) -> str:
     """An `extra` column as runners/common.py bench() writes it: extra.host with the CPU canaries before and
     after the timed loop."""
-    host = {"loop_s": 1.52, "thread_cpu_share": 0.998, "other_cpus_busy": other_cpus_busy, "steal_cpus": 0.0,
+    host = {"loop_s": loop_s, "thread_cpu_share": 0.998, "other_cpus_busy": other_cpus_busy, "steal_cpus": 0.0,
             "voluntary_switches": 0, "involuntary_switches": 1, "cpu_canary_ms": list(canary_ms)}
     return json.dumps({"host": host, "tf32_note": "kept"}, sort_keys=True)
 

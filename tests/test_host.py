@@ -44,6 +44,9 @@ def test_flag_arithmetic() -> None:
     assert host.slowed([1.3, 1.0], 1.0) is False  # at 1.3× exactly: not above
     assert host.slowed([], 1.0) is None and host.slowed([1.0], None) is None
     assert host.busy(1.5) is True and host.busy(1.0) is False and host.busy(None) is None
+    assert host.other_cpus_busy(host.figures(host_extra((1.0, 1.0), other_cpus_busy=3.6))) == 3.6
+    # a loop of a few ms: /proc/stat's 10 ms ticks cannot tell, unknown rather than busy
+    assert host.other_cpus_busy(host.figures(host_extra((1.0, 1.0), other_cpus_busy=3.6, loop_s=0.005))) is None
     assert host.count([True, False, None]) == host.Count(1, 2) and host.count([None, None]) is None
 
 
@@ -51,7 +54,8 @@ def test_slowed_processes_are_counted_not_dropped(tmp_path: Path) -> None:
     rows = eager_job([10.0, 15.5, 10.1], [host_extra((0.97, 0.99)), host_extra((1.02, 1.62)),
                                           host_extra((1.0, 1.01), other_cpus_busy=2.5)], amp_dtype="fp16")
     rows += eager_job([12.0, 12.1], [None, None], amp_dtype="bf16")  # no extra.host: unknown, never flagged
-    rows += eager_job([11.0, 11.2], [host_extra((1.2, 1.25)), None], amp_dtype="fp32")
+    rows += eager_job([11.0, 11.2], [host_extra((1.2, 1.25)), host_extra((1.2, 1.2), 3.6, loop_s=0.005)],
+                      amp_dtype="fp32")
     jobs = by_label(tmp_path, rows)
     fp16, bf16, fp32 = jobs[(GPU, "fp16")], jobs[(GPU, "bf16")], jobs[(GPU, "fp32")]
     assert fp16.canary_reference_ms == pytest.approx(0.97)
@@ -59,7 +63,8 @@ def test_slowed_processes_are_counted_not_dropped(tmp_path: Path) -> None:
     assert fp16.host_busy == host.Count(1, 3)
     assert [r["host_slowed"] for r in fp16.rows] == [False, True, False]
     assert bf16.host_slowed is None and bf16.host_busy is None
-    assert fp32.host_slowed == host.Count(0, 1)  # 1.25 < 1.261; the row without data is not counted
+    assert fp32.host_slowed == host.Count(0, 2)  # 1.25 < 1.261
+    assert fp32.host_busy == host.Count(0, 1)  # the 5 ms loop's figure is unknown, not counted
     # the headline figures keep the flagged process: median of all three p50s, their full range
     assert fp16.p50 == pytest.approx(10.1, abs=1e-6)
     assert fp16.spread and fp16.spread.high == pytest.approx(15.5, abs=1e-6) and len(fp16.p50s) == 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from sweep.host import BUSY_CPUS, SLOWED
+from sweep.host import BUSY_CPUS, BUSY_MIN_LOOP_S, SLOWED
 from sweep.report.calibration import Peak
 from sweep.report.format import (
     DASH,
@@ -167,8 +167,9 @@ def host_note(jobs: Sequence[JobResult]) -> str:
         "forward slows with it. It is an indicator: a flagged process may have run fast; CUDA-graph rows are "
         "barely affected, the host being out of their timed loop. busy host: how many processes had more than "
         f"{BUSY_CPUS:g} CPU's worth of other work on the machine during their timed loop, i.e. were measured "
-        "beside other work. Empty: not recorded (older rows, C++ runners). Neither drops a process: p50, its "
-        "range and the CVs keep them all."
+        f"beside other work (unknown for loops under {BUSY_MIN_LOOP_S:g} s, too short for /proc/stat's ticks). "
+        "Empty: not recorded (older rows, C++ runners). Neither drops a process: p50, its range and the CVs keep "
+        "them all."
     )
 
 
