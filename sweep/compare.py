@@ -6,6 +6,10 @@ A job's p50 is the median of its process p50s. Whether a change is significant i
 pyperf's `compare_to` does, pyperf/_utils.py `is_significant`) when both sides ran at least 3 processes, and
 within the samples otherwise (the Mann-Whitney U test at p < 0.002, as asv's `asv compare` does in
 asv/statistics.py `is_different`). A folder compared with itself is therefore never significant.
+
+Each side's processes are also counted where their rows say the host was slowed (sweep.host: a CPU canary
+above 1.3× the lowest of that side's machine) or busy with other work: the figures keep every process, but a
+significant change that coincides with a slowed host may be the host's, not the code's.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from sweep.errors import SweepError
+from sweep.host import BUSY_CPUS, SLOWED, Count
 from sweep.report.format import DASH, Column, fmt_fixed, markdown_table
 from sweep.results import Duplicate, JobResult, jobs_of, machine_title, significance, variant_label
 from sweep.stats import MIN_PROCESSES, SAMPLES_P, Significance
@@ -52,6 +57,12 @@ class Comparison:
     @property
     def fidelity_changed(self) -> bool:
         return bool(self.base and self.new and self.base.fidelity != self.new.fidelity)
+
+    @property
+    def host_flagged(self) -> bool:
+        """Some process on either side ran on a slowed or busy host."""
+        counts = [c for side in (self.base, self.new) if side for c in (side.host_slowed, side.host_busy)]
+        return any(c is not None and c.flagged for c in counts)
 
     def slower_by_more_than(self, pct: float) -> bool:
         ratio = self.ratio
@@ -98,8 +109,18 @@ def _num(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else x
 
 
+def _flagged(count: Count | None) -> int | None:
+    return None if count is None else count.flagged
+
+
+def _known(count: Count | None) -> int:
+    return 0 if count is None else count.known
+
+
 def to_json(comparisons: Sequence[Comparison]) -> list[dict[str, Any]]:
-    """`--json`: one object per job_key."""
+    """`--json`: one object per job_key. `*_host_slowed` / `*_busy_host`: how many of the side's ok processes
+    ran on a slowed host core / beside other work, of `*_host_known` / `*_busy_known` whose rows record it
+    (null where none does)."""
     out = []
     for c in comparisons:
         job, b, n = c.any_side, c.base, c.new
@@ -131,6 +152,14 @@ def to_json(comparisons: Sequence[Comparison]) -> list[dict[str, Any]]:
             "base_fidelity": (b.fidelity or None) if b else None,
             "new_fidelity": (n.fidelity or None) if n else None,
             "fidelity_changed": c.fidelity_changed,
+            "base_host_slowed": _flagged(b.host_slowed) if b else None,
+            "new_host_slowed": _flagged(n.host_slowed) if n else None,
+            "base_host_known": _known(b.host_slowed) if b else 0,
+            "new_host_known": _known(n.host_slowed) if n else 0,
+            "base_busy_host": _flagged(b.host_busy) if b else None,
+            "new_busy_host": _flagged(n.host_busy) if n else None,
+            "base_busy_known": _known(b.host_busy) if b else 0,
+            "new_busy_known": _known(n.host_busy) if n else 0,
         })
     return out
 
@@ -163,6 +192,30 @@ def _p50(job: JobResult | None) -> str:
     return fmt_fixed(job.p50) if job.ok else job.status
 
 
+def _host_words(job: JobResult | None) -> str:
+    if job is None:
+        return DASH
+    if job.host_slowed is None and job.host_busy is None:
+        return "not recorded"
+    words = [f"{c.flagged}/{c.known} {what}" for c, what in ((job.host_slowed, "slowed"), (job.host_busy, "busy"))
+             if c is not None and c.flagged]
+    return ", ".join(words) or "none"
+
+
+def host_lines(both: Sequence[Comparison]) -> list[str]:
+    """The footnote on hosts, when some job has processes on a slowed or busy host (significant ones first)."""
+    flagged = sorted((c for c in both if c.host_flagged), key=lambda c: not c.significant)
+    if not flagged:
+        return []
+    listed = "; ".join(f"{c.job_key[:12]}{' (significant)' if c.significant else ''}: base "
+                       f"{_host_words(c.base)}, new {_host_words(c.new)}" for c in flagged[:8])
+    more = f"; and {len(flagged) - 8} more" if len(flagged) > 8 else ""
+    return [f"Host: {len(flagged)} of {len(both)} jobs had processes on a slowed host core (CPU canary above "
+            f"{SLOWED:g}× the lowest of its side's machine; an indicator, it can flag a fast process) or beside "
+            f"more than {BUSY_CPUS:g} CPU's worth of other work: {listed}{more}. Their figures keep every "
+            "process; a change there may be the host's."]
+
+
 def render_text(result: Result, base_name: str, new_name: str) -> str:
     """A markdown table of the jobs both sides have, then the jobs found on one side only."""
     comparisons = result.comparisons
@@ -189,6 +242,7 @@ def render_text(result: Result, base_name: str, new_name: str) -> str:
                       f"on the samples at p < {SAMPLES_P} (asv)."]
         significant = sum(c.significant for c in both)
         lines.append(f"{significant} of {len(both)} jobs changed significantly.")
+        lines += host_lines(both)
     else:
         lines.append("No job is in both result sets.")
     for name, side in (("BASE", "base"), ("NEW", "new")):

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from sweep import stats
+from sweep import host, stats
 from sweep.schema import NOT_LAUNCHED
 
 Row = dict[str, Any]
@@ -125,8 +125,25 @@ def clean(df: pd.DataFrame) -> list[Row]:
         row["model_identity"] = _model_identity(row)
         stamp = pd.to_datetime(row.get("started_at"), utc=True)
         row["started_at"] = stamp
+        figures = host.figures(row.get("extra"))
+        row["cpu_canary_ms"] = host.canaries(figures)
+        row["host_busy"] = host.busy(host.other_cpus_busy(figures))
         rows.append(row)
+    mark_slowed(rows)
     return sorted(rows, key=when)
+
+
+def mark_slowed(rows: Sequence[Row]) -> None:
+    """Each row's host_slowed: its slower CPU canary against its machine's reference (canary_reference_ms, the
+    lowest canary of any row of that machine in `rows`; sweep.host.SLOWED); None for rows without canaries
+    (unknown, never flagged)."""
+    readings: dict[tuple[str, ...], list[float]] = {}
+    for row in rows:
+        readings.setdefault(machine_of(row), []).extend(row["cpu_canary_ms"])
+    references = {machine: host.reference(values) for machine, values in readings.items()}
+    for row in rows:
+        row["canary_reference_ms"] = references[machine_of(row)]
+        row["host_slowed"] = host.slowed(row["cpu_canary_ms"], row["canary_reference_ms"])
 
 
 def when(row: Mapping[str, Any]) -> float:
@@ -293,6 +310,22 @@ class JobResult:
     def noisy(self) -> bool:
         cv = self.pooled.get("cv")
         return any(r["noisy"] for r in self.ok_rows) or (cv is not None and cv > stats.NOISY_CV)
+
+    @property
+    def host_slowed(self) -> host.Count | None:
+        """Of the ok processes with CPU canaries, how many ran on a slowed host core (an indicator: a flagged
+        process may still have run fast). The figures above keep every process: none is dropped or reweighted."""
+        return host.count(r.get("host_slowed") for r in self.ok_rows)
+
+    @property
+    def canary_reference_ms(self) -> float | None:
+        """The machine's reference CPU canary the processes were judged against (None without canaries)."""
+        return _first_number(r.get("canary_reference_ms") for r in self.rows)
+
+    @property
+    def host_busy(self) -> host.Count | None:
+        """Of the ok processes with the figure, how many had other work on the machine during the timed loop."""
+        return host.count(r.get("host_busy") for r in self.ok_rows)
 
     @property
     def hosts(self) -> list[str]:

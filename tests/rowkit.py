@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -89,6 +90,14 @@ def make_row(runtime: str = "python-eager", *, started: float = 0, **fields: Any
         identity = repr([row[k] for k in SETTINGS])
         row["job_key"] = hashlib.sha256(identity.encode()).hexdigest()[:20]
     return row
+
+
+def host_extra(canary_ms: tuple[float, float], other_cpus_busy: float = 0.02, loop_s: float = 1.52) -> str:
+    """An `extra` column as runners/common.py bench() writes it: extra.host with the CPU canaries before and
+    after the timed loop."""
+    host = {"loop_s": loop_s, "thread_cpu_share": 0.998, "other_cpus_busy": other_cpus_busy, "steal_cpus": 0.0,
+            "voluntary_switches": 0, "involuntary_switches": 1, "cpu_canary_ms": list(canary_ms)}
+    return json.dumps({"host": host, "tf32_note": "kept"}, sort_keys=True)
 
 
 def processes(n: int, p50s: list[float] | None = None, std: float = 0.05, **fields: Any) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+from sweep.host import BUSY_CPUS, BUSY_MIN_LOOP_S, SLOWED
 from sweep.report.calibration import Peak
 from sweep.report.format import (
     DASH,
@@ -12,6 +13,7 @@ from sweep.report.format import (
     Footnotes,
     Names,
     amp_label,
+    fmt_count,
     fmt_cv,
     fmt_fixed,
     fmt_mean_std,
@@ -125,6 +127,12 @@ def extended_columns(jobs: Sequence[JobResult], notes: Footnotes, peak: Peak | N
         Column("p99 (ms)", num(lambda j: fmt_fixed(j.pooled["p99"])), right=True),
         Column("CV (%)", num(lambda j: fmt_cv(j.pooled["cv"], j.noisy)), right=True),
         Column("GPU busy (%)", num(lambda j: busy_cell(j, notes)), right=True),
+    ]
+    if any(j.host_slowed is not None for j in jobs):
+        columns.append(Column("host slowed", lambda j: fmt_count(j.host_slowed), right=True))
+    if any(j.host_busy is not None for j in jobs):
+        columns.append(Column("busy host", lambda j: fmt_count(j.host_busy), right=True))
+    columns += [
         Column("TFLOP/s", num(lambda j: fmt_tflops(j.gflops, j.p50)), right=True),
     ]
     if peak is not None:
@@ -147,6 +155,27 @@ def floor_note(peak: Peak) -> str:
     )
 
 
+def host_note(jobs: Sequence[JobResult]) -> str:
+    """What the host columns mean, for a machine whose rows record the host (empty when none does)."""
+    if not any(j.host_slowed is not None or j.host_busy is not None for j in jobs):
+        return ""
+    reference = next((j.canary_reference_ms for j in jobs if j.canary_reference_ms is not None), None)
+    where = (f" ({fmt_sig(reference)} ms here, so above {fmt_sig(SLOWED * reference)} ms)"
+             if reference is not None else "")
+    return (
+        "host slowed: of a job's processes whose rows record it, how many ran on a slowed host core: the slower "
+        "of their two CPU canaries (a fixed pure-Python loop, best of 5, timed just before and just after the "
+        f"timed loop) read above {SLOWED:g}× this machine's best canary in these rows{where}. The core under a "
+        "virtual CPU can be slowed from outside the VM with nothing in the guest to show it, and a launch-bound "
+        "forward slows with it. It is an indicator: a flagged process may have run fast; CUDA-graph rows are "
+        "barely affected, the host being out of their timed loop. busy host: how many processes had more than "
+        f"{BUSY_CPUS:g} CPU's worth of other work on the machine during their timed loop, i.e. were measured "
+        f"beside other work (unknown for loops under {BUSY_MIN_LOOP_S:g} s, too short for /proc/stat's ticks). "
+        "Empty: not recorded (older rows, C++ runners). Neither drops a process: p50, its range and the CVs keep "
+        "them all."
+    )
+
+
 def p50_rank(job: JobResult) -> tuple[bool, float]:
     p50 = job.p50 if job.ok else None
     return (p50 is None, math.inf if p50 is None else p50)
@@ -156,7 +185,8 @@ def extended_section(
     jobs: list[JobResult], fmt: str, names: Names, notes: Footnotes, suffix: str, peak: Peak | None = None
 ) -> list[str]:
     """One table per runtime of the machine, every runtime present, fastest p50 first."""
-    lines: list[str] = [NOTE + (" " + floor_note(peak) if peak else ""), ""]
+    note = " ".join(text for text in (NOTE, floor_note(peak) if peak else "", host_note(jobs)) if text)
+    lines: list[str] = [note, ""]
     by_runtime = groups(jobs, ("runtime",))
     for (runtime,), runtime_jobs in sorted(by_runtime.items(), key=lambda item: runtime_rank(item[0][0])):
         ordered = sorted(runtime_jobs, key=lambda j: (j["model"], j["input_shapes"], *p50_rank(j)))

@@ -83,6 +83,11 @@ def fmt_range(low: object, high: object) -> str:
     return DASH if lo is None or hi is None else f"{lo:.3f}–{hi:.3f}"
 
 
+def fmt_count(count: tuple[int, int] | None) -> str:
+    """`1/3`: flagged of known processes; empty where no process has the figure."""
+    return "" if count is None else f"{count[0]}/{count[1]}"
+
+
 def fmt_tflops(gflops: object, p50_ms: object) -> str:
     """Achieved TFLOP/s = gflops * 1e9 / (p50 / 1e3) / 1e12, which is gflops / p50_ms."""
     work, p50 = _float(gflops), _float(p50_ms)
