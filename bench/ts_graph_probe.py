@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--mode", choices=MODES)
     parser.add_argument("--ts", type=Path)
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of the modes")
     args = parser.parse_args()
     if args.mode:
         print(json.dumps(one(args.mode, args.model, args.precision, args.ts, args.warmup)), flush=True)
@@ -125,7 +126,7 @@ def main() -> None:
             traced = torch.jit.trace(model, (x,), check_trace=False)  # as runners/compile.py traces
         torch.jit.save(traced, str(ts_path))
         del traced, model
-        for mode in MODES:
+        for mode in args.modes.split(","):
             proc = subprocess.run([sys.executable, __file__, "--mode", mode, "--model", args.model, "--precision",
                                    args.precision, "--ts", str(ts_path), "--warmup", str(args.warmup)],
                                   capture_output=True, text=True)

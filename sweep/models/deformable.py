@@ -35,14 +35,16 @@ def multi_scale_deformable_attn(
     value_list = value.split([h * w for h, w in level_shapes], dim=1)
     grids = 2 * sampling_locations - 1
     # [B, Q, heads, L, P] -> [B*heads, 1, Q, L, P]
-    weights = attention_weights.transpose(1, 2).reshape(batch * heads, 1, queries, levels, points)
+    # -1 rather than batch * heads (and below): no arithmetic on traced sizes, which a TorchScript loaded on
+    # the GPU would compute there and read back with a synchronize (breaking CUDA-graph capture; dino.py).
+    weights = attention_weights.transpose(1, 2).reshape(-1, 1, queries, levels, points)
     weights = weights.to(value.dtype)
     out: torch.Tensor | None = None
     for level, (h, w) in enumerate(level_shapes):
         # [B, H*W, heads, D] -> [B*heads, D, H, W]. contiguous() is load-bearing: on torch 2.13's CPU,
         # grid_sample on fp16/bf16 input with these strides (once it is >= ~32k elements) returns
         # NaN / 1e38 garbage; fp32 is right either way, and the copy is small.
-        value_l = value_list[level].flatten(2).transpose(1, 2).reshape(batch * heads, head_dim, h, w).contiguous()
+        value_l = value_list[level].flatten(2).transpose(1, 2).reshape(-1, head_dim, h, w).contiguous()
         # [B, Q, heads, P, 2] -> [B*heads, Q, P, 2]
         grid_l = grids[:, :, :, level].transpose(1, 2).flatten(0, 1).contiguous()
         sampled = F.grid_sample(value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -50,7 +52,7 @@ def multi_scale_deformable_attn(
         term = (sampled * weights[:, :, :, level]).sum(-1)  # [B*heads, D, Q]
         out = term if out is None else out + term
     assert out is not None, "no pyramid levels"
-    return out.view(batch, heads * head_dim, queries).transpose(1, 2).contiguous()
+    return out.view(batch, -1, queries).transpose(1, 2).contiguous()
 
 
 class MultiScaleDeformableAttention(nn.Module):

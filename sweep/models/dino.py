@@ -178,6 +178,7 @@ class SelfAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.num_heads = num_heads
+        self.head_dim = dim // num_heads
         self.q_proj = nn.Linear(dim, dim)
         self.k_proj = nn.Linear(dim, dim)
         self.v_proj = nn.Linear(dim, dim)
@@ -188,7 +189,10 @@ class SelfAttention(nn.Module):
         qk = query + query_pos
 
         def heads(t: torch.Tensor) -> torch.Tensor:
-            return t.view(batch, tokens, self.num_heads, dim // self.num_heads).transpose(1, 2)
+            # The head size is a Python int fixed at build time, never arithmetic on a traced size: a traced
+            # `dim // num_heads` becomes a tensor op whose constant sits on the GPU once the TorchScript is
+            # loaded there, and reading it back (`int(...)`) synchronizes, which breaks CUDA-graph capture.
+            return t.view(batch, tokens, self.num_heads, self.head_dim).transpose(1, 2)
 
         out = F.scaled_dot_product_attention(heads(self.q_proj(qk)), heads(self.k_proj(qk)), heads(self.v_proj(query)))
         return query + self.out_proj(out.transpose(1, 2).reshape(batch, tokens, dim))
