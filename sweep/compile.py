@@ -116,6 +116,10 @@ class Variant:
         }
         if self.tf32:  # only when set, so the keys of variants built before stay the same
             identity["tf32"] = self.tf32
+        if self.backend == "torchscript" and self.model.kind == "builtin":
+            # 2: the builtin models trace without arithmetic on sizes, so the TorchScript can be captured in a
+            # CUDA graph; variants traced before are rebuilt rather than reused (their graphs sync on the GPU).
+            identity["trace_revision"] = 2
         return identity
 
     @property

@@ -175,6 +175,31 @@ def test_jit_trace(model: DinoDetector, image: torch.Tensor, reference: Outputs)
         assert_same(traced(other), model(other), EXACT, EXACT)
 
 
+def shape_arithmetic(graph: torch._C.Graph) -> list[str]:
+    """Ops in a traced graph that compute on traced sizes (prim::NumToTensor values) other than reading
+    them back with aten::Int, with the model source line each comes from."""
+    derived: set[int] = set()
+    found = []
+    for node in graph.nodes():
+        if node.kind() == "prim::NumToTensor":
+            derived.add(node.output().unique())
+        elif node.kind() != "aten::Int" and any(i.unique() in derived for i in node.inputs()):
+            derived.update(o.unique() for o in node.outputs())
+            lines = [ln.strip() for ln in node.sourceRange().splitlines() if "sweep/models" in ln]
+            found.append(f"{node.kind()} at {lines[0] if lines else '?'}")
+    return found
+
+
+def test_trace_holds_no_arithmetic_on_sizes(model: DinoDetector, image: torch.Tensor) -> None:
+    """A traced `dim // num_heads` or `batch * heads` becomes a tensor op whose constant sits on the GPU
+    once the TorchScript is loaded there (torch::jit::load(file, device)), and reading the result back with
+    int() synchronizes: CUDA-graph capture of cpp-torchscript failed on exactly that (visit F, 2026-11-30).
+    The builtin models keep such sizes as Python ints fixed at build time, or -1 in reshapes."""
+    with torch.no_grad():
+        traced = torch.jit.trace(model, (image,), check_trace=False)
+    assert shape_arithmetic(traced.inlined_graph) == []
+
+
 @pytest.mark.parametrize("strict", [True, False], ids=["strict", "non-strict"])
 def test_torch_export(model: DinoDetector, image: torch.Tensor, reference: Outputs, strict: bool) -> None:
     program = torch.export.export(model, (image,), strict=strict)
