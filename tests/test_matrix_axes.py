@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from rich.console import Console
 
+from sweep import cli as cli_module
 from sweep.cli import app
 from sweep.jobs import FidelitySpec, Job, ModelSpec, canonical_key
 from sweep.matrix import load
@@ -149,7 +151,7 @@ def test_fidelity_top_block_merge_and_defaults(write_matrix, matrix_dir: Path) -
     assert bare.key == first.key  # how a job is judged is not what is measured
 
 
-def test_plan_json_shows_the_new_fields(write_matrix, cli) -> None:
+def test_plan_json_shows_the_new_fields(write_matrix, cli, monkeypatch) -> None:
     path = write_matrix("model: {name: tiny}\ndevice: cuda\njobs: [{runtime: python-eager, cuda_graphs: on}]")
     import json
 
@@ -159,7 +161,10 @@ def test_plan_json_shows_the_new_fields(write_matrix, cli) -> None:
     assert job["cuda_graphs"] is True and job["tf32"] == "" and job["processes"] == 3
     assert job["fidelity"] == {"tolerance": {}, "measure": "elementwise", "outputs": None}
     assert job["model_key"] == load(path).jobs[0].model.key
-    res = cli.invoke(app, ["plan", str(path)], env={"COLUMNS": "200"})
+    # a console wide enough for every header: the CLI's own one took its width when sweep.cli was imported
+    # (from COLUMNS, which pytest-xdist workers set to 80)
+    monkeypatch.setattr(cli_module, "out", Console(highlight=False, soft_wrap=True, width=200))
+    res = cli.invoke(app, ["plan", str(path)])
     assert res.exit_code == 0 and "graphs" in res.stdout and "tf32" not in res.stdout  # only columns in use
 
 
