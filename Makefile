@@ -13,6 +13,9 @@ TORCH ?= torch==$(TORCH_VERSION)
 # One stamp per (TORCH, TORCH_INDEX_URL): changing either names a stamp that does not exist yet, so setup reruns.
 TORCH_STAMP := $(VENV)/.torch-$(shell printf '%s %s' '$(TORCH)' '$(TORCH_INDEX_URL)' | cksum | cut -d' ' -f1)
 RESULTS ?= sweep-results
+# pytest-xdist workers for `make test`: three on the 2-core machine overlap the compiles with the Slurm waits and the
+# runner processes (tests/parallel.py keeps tests that share a build on one worker); PYTEST_WORKERS=0 runs serially.
+PYTEST_WORKERS ?= 3
 
 .PHONY: setup test test-fast demo report native lint bench-overhead clean slurm-up slurm-down
 
@@ -34,10 +37,10 @@ $(VENV)/.installed: pyproject.toml $(TORCH_STAMP)
 	touch $@
 
 test: setup
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra -n $(PYTEST_WORKERS)
 
 test-fast: setup
-	$(PY) -m pytest -q -ra -m "not slow"
+	$(PY) -m pytest -q -ra -n $(PYTEST_WORKERS) -m "not slow"
 
 demo: setup
 	$(VENV)/bin/sweep run matrices/cpu.yaml --results $(RESULTS)

@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
+pytest_plugins = ["tests.parallel"]  # how `make test` splits the suite over xdist workers
+
 
 @pytest.fixture
 def matrix_dir(tmp_path: Path) -> Path:
