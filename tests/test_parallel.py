@@ -40,7 +40,8 @@ def test_a_test_using_the_shared_build_outside_its_group_stops_the_run() -> None
 def test_this_session_passed_the_check(request: pytest.FixtureRequest) -> None:
     """Every test collected in this session (all of them, in `make test`) is where its shared builds are."""
     items = request.session.items
-    assert any("compiled" in i.fixturenames for i in items) or len(items) < 100
+    if not any("compiled" in getattr(i, "fixturenames", ()) for i in items):
+        pytest.skip("no test of this session uses `compiled` (e.g. make test-fast): nothing to check")
     parallel.check_groups(items)
 
 
