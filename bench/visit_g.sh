@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NOT RUN YET: on 2026-12-06 no GPU machine could be started (fifteen tries); nothing in results/ comes from it.
+# NOT RUN YET: on 2026-12-06 no GPU machine could be started (sixteen tries); nothing in results/ comes from it.
 # Visit G (one H200): sweep-bench (cpp-torchscript fp16, dino-vitdet-b) with CUDA graphs off and on, on the
 # trace fixed after visit F (trace_revision 2), through the real pipeline, beside python-eager fp16 with graphs
 # on and off as the same-visit baseline. Run from the repository root with the image's python3, no install.
