@@ -12,9 +12,7 @@
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; V=${V:-/tmp/vc}; ROUNDS=${ROUNDS:-6}; mkdir -p "$OUT" "$V"
-ms() { date +%s%3N; }
-timed() { local name=$1; shift; local t0; t0=$(ms); "$@"; local rc=$?
-  echo "$name $(( ($(ms) - t0) / 1000 )) s rc=$rc" | tee -a "$V/phases.txt"; return $rc; }
+. bench/visit_lib.sh  # sweep, ms, timed
 
 {
   echo "visit start $(date -u +%FT%TZ)"; nproc; uname -r; cat /proc/loadavg

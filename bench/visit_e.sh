@@ -11,9 +11,7 @@ if [ "${1:-}" = pack ]; then
   tar czf "$OUT/visit-e.tgz" -C "$V" --exclude=artifacts --exclude='.sweep-*' --exclude='*.lock' --exclude='*.pt' . \
     && ls -la "$OUT"; exit 0
 fi
-ms() { date +%s%3N; }
-timed() { local name=$1; shift; local t0; t0=$(ms); "$@"; local rc=$?
-  echo "$name $(( ($(ms) - t0) / 1000 )) s rc=$rc" | tee -a "$V/phases.txt"; return $rc; }
+. bench/visit_lib.sh  # sweep, ms, timed
 echo "visit start $(date -u +%FT%TZ)"; nproc; cat /proc/loadavg; nvidia-smi -L
 for spec in "quiet1 0" "quiet2 0" "quiet3 0" "quiet4 0" "hog31 31"; do
   set -- $spec

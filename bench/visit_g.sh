@@ -22,12 +22,7 @@ set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; V=${V:-/tmp/vg}; mkdir -p "$OUT" "$V"
 ART=$V/artifacts; R=$V/h200
-sweep() { python3 -m sweep "$@"; }
-ms() { date +%s%3N; }
-timed() {  # timed NAME CMD...: run, and append "NAME seconds rc" to $V/phases.txt
-  local name=$1; shift; local t0; t0=$(ms); "$@"; local rc=$?
-  echo "$name $(( ($(ms) - t0) / 1000 )) s rc=$rc" | tee -a "$V/phases.txt"; return $rc
-}
+. bench/visit_lib.sh  # sweep, ms, timed
 
 if [ "${1:-}" = pack ]; then
   cp /tmp/vg.log "$V/visit.log" 2>/dev/null

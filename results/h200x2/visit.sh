@@ -7,9 +7,7 @@
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 V=${V:-/tmp/ve}; mkdir -p "$V"; ART=$V/artifacts
-ms() { date +%s%3N; }
-timed() { local name=$1; shift; local t0; t0=$(ms); "$@"; local rc=$?
-  echo "$name $(( ($(ms) - t0) / 1000 )) s rc=$rc" | tee -a "$V/phases.txt"; return $rc; }
+. bench/visit_lib.sh  # sweep, ms, timed
 nvidia-smi topo -m > "$V/topo.txt" 2>&1; nproc >> "$V/topo.txt"
 timed gpus1 python3 -m sweep run results/h200x2/matrix.yaml --gpus 1 --results "$V/gpus1" --artifacts "$ART"
 timed gpus2 python3 -m sweep run results/h200x2/matrix.yaml --gpus 2 --results "$V/gpus2" --artifacts "$ART"
