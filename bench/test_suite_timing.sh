@@ -4,7 +4,7 @@
 #   bash bench/test_suite_timing.sh [WORKERS] [extra pytest args]    -> bench/results/test-suite-<WORKERS>w.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
-workers=${1:-2}; shift || true
+workers=${1:-3}; shift || true  # make test's PYTEST_WORKERS
 out=bench/results/test-suite-${workers}w.txt
 cache=$(mktemp -d /tmp/inductor-cold.XXXX)
 aside=""

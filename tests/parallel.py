@@ -1,7 +1,7 @@
 """How `make test` splits the suite over pytest-xdist workers: tests that share a built thing run on one worker.
 
-`make test` runs two workers on the 2-core machine (`-n 2`). The suite's long parts are CPU-bound compiles and
-idle waits on Slurm; two workers overlap them. Two rules keep that correct and quick:
+`make test` runs three workers on the 2-core machine (`-n 3`, PYTEST_WORKERS). The suite's long parts are CPU-bound
+compiles and idle waits on Slurm; the workers overlap them. Two rules keep that correct and quick:
 
 * Tests that share a session-scoped build run on one worker, so it is built once per run: every test that
   uses the `compiled` fixture (tests/compiled.py: the AOTInductor packages, minutes on 2 cores) is in the
